@@ -1,0 +1,159 @@
+"""Concept instances and few-shot tasks.
+
+An instance pairs an argument with an action, each with its parameters. The family under
+test supplies one of the two; the other is the `color` family's:
+
+- a family tested in its action role (region-*, north, ..., join, ..., closest, farthest,
+  after, color) is paired with the color argument "attend the entities of color c";
+- a family tested in its argument role (color, closest, farthest, quantity-*) is paired
+  with the color action "the attended entities turn color c" (c differs from any color
+  the argument selects by, so the action is never a no-op).
+
+`--argument` / `--action` on the CLI (the `argument=` / `action=` parameters here) choose
+another pairing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from particle_world.concepts import get_family
+from particle_world.events import Event, EventBatch
+from particle_world.scene import Reject, sample_scene
+
+DEFAULT_ENTITIES = (3, 8)
+PAIRING_FAMILY = "color"
+MAX_TRIES = 1000
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One concept: the family and role under test, and the argument/action pairing."""
+
+    family: str
+    role: str
+    argument: str
+    action: str
+    argument_params: dict = field(default_factory=dict)
+    action_params: dict = field(default_factory=dict)
+
+    @property
+    def arg(self):
+        return get_family(self.argument).argument
+
+    @property
+    def act(self):
+        return get_family(self.action).action
+
+    @property
+    def horizon(self) -> int:
+        return self.act.horizon
+
+    @property
+    def n_refs(self) -> int:
+        return max(self.arg.n_refs, self.act.n_refs)
+
+    def sample_event(
+        self, rng: np.random.Generator, n_entities: tuple[int, int] = DEFAULT_ENTITIES
+    ) -> Event:
+        """A ground-truth event in a fresh random scene of n_entities[0]..[1] entities."""
+        lo, hi = n_entities
+        counts = [k for k in self.arg.counts if k in self.act.counts and k + self.n_refs <= hi]
+        if not counts:
+            raise ValueError(
+                f"{self.argument} x {self.action} cannot fit in scenes of at most {hi} entities"
+            )
+        for _ in range(MAX_TRIES):
+            k = int(rng.choice(counts))
+            n = int(rng.integers(max(lo, k + self.n_refs), hi + 1))
+            try:
+                scene = sample_scene(rng, n, self.n_refs)
+                attention = self.arg.assign(rng, scene, k, self.argument_params)
+                x = self.act.apply(rng, scene.entities(), attention, self.action_params)
+            except Reject:
+                continue
+            perm = rng.permutation(n)
+            return Event(x[:, perm], attention[perm])
+        raise RuntimeError(f"could not sample an event of {self} in {MAX_TRIES} tries")
+
+    def generation_error(self, x: np.ndarray, attention: np.ndarray) -> float:
+        """Error of a trajectory x [T+1, N, D] for attended entities attention [N] (0/1)."""
+        return self.act.generation_error(np.asarray(x), np.asarray(attention), self.action_params)
+
+    def generation_success(self, x: np.ndarray, attention: np.ndarray) -> bool:
+        return self.generation_error(x, attention) <= self.act.tolerance
+
+    def attention_error(self, x0: np.ndarray, a_pred: np.ndarray, a_true: np.ndarray) -> float:
+        """Mean |a_pred - a| over the entities, a the right attention nearest a_pred."""
+        return self.arg.attention_error(x0, np.asarray(a_pred), a_true, self.argument_params)
+
+    def attention_success(self, x0: np.ndarray, a_pred: np.ndarray, a_true: np.ndarray) -> bool:
+        return self.arg.attention_success(x0, np.asarray(a_pred), a_true, self.argument_params)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Instance:
+        inst = cls(**json.loads(text))
+        inst.arg, inst.act  # noqa: B018  (fail early on unknown family names)
+        return inst
+
+
+def sample_instance(
+    family: str,
+    rng: np.random.Generator,
+    role: str | None = None,
+    argument: str | None = None,
+    action: str | None = None,
+) -> Instance:
+    """A random instance of a family in one of its roles (random when role is None)."""
+    fam = get_family(family)
+    if role is None:
+        role = fam.roles[int(rng.integers(len(fam.roles)))]
+    if role not in fam.roles:
+        raise ValueError(f"{family} has no {role} role; its roles: {', '.join(fam.roles)}")
+    argument = argument or (family if role == "argument" else PAIRING_FAMILY)
+    action = action or (family if role == "action" else PAIRING_FAMILY)
+    for name, part in ((argument, "argument"), (action, "action")):
+        if getattr(get_family(name), part) is None:
+            raise ValueError(f"{name} cannot serve as the {part}")
+    arg_params = get_family(argument).argument.sample_params(rng)
+    act_params = get_family(action).action.sample_params(rng)
+    while act_params and act_params == arg_params:  # e.g. attend red, turn red: a no-op
+        act_params = get_family(action).action.sample_params(rng)
+    return Instance(family, role, argument, action, arg_params, act_params)
+
+
+@dataclass
+class Task:
+    """A few-shot task: demonstrations and queries of one instance."""
+
+    instance: Instance
+    demos: EventBatch
+    queries: EventBatch
+
+
+def sample_task(
+    family: str,
+    seed: int | np.random.Generator = 0,
+    n_demos: int = 5,
+    n_queries: int = 5,
+    n_entities: tuple[int, int] = DEFAULT_ENTITIES,
+    role: str | None = None,
+    argument: str | None = None,
+    action: str | None = None,
+) -> Task:
+    """Sample an instance and its demo and query events, padded to one entity count."""
+    rng = np.random.default_rng(seed)
+    inst = sample_instance(family, rng, role, argument, action)
+    events = [inst.sample_event(rng, n_entities) for _ in range(n_demos + n_queries)]
+    n_max = max(e.x.shape[1] for e in events)
+    return Task(
+        inst,
+        EventBatch.pad(events[:n_demos], n_max),
+        EventBatch.pad(events[n_demos:], n_max),
+    )
