@@ -94,7 +94,7 @@ class RegionSquare(Action):
         if len(idx) != 4:
             raise Reject("region-square needs four attended entities")
         corners = self.corners(params)[rng.permutation(4)]
-        return moved(x0, dict(zip(idx, corners)))
+        return moved(x0, dict(zip(idx, corners, strict=True)))
 
     def generation_error(self, x, attention, params):
         pts = x[-1, attention > 0.5, E.POS].astype(np.float64)

@@ -24,7 +24,7 @@ def _place(rng, x0, attention, local: np.ndarray, scale: float) -> np.ndarray:
     pts = scale * local @ rotation(rng.uniform(0, 2 * np.pi)).T + rng.uniform(-0.5, 0.5, 2)
     if not inside(pts, 0.95):
         raise Reject("shape off the world")
-    return moved(x0, dict(zip(idx, pts[rng.permutation(len(idx))])))
+    return moved(x0, dict(zip(idx, pts[rng.permutation(len(idx))], strict=True)))
 
 
 def _attended(x, attention) -> np.ndarray:
