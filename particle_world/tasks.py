@@ -61,7 +61,13 @@ class Instance:
     ) -> Event:
         """A ground-truth event in a fresh random scene of n_entities[0]..[1] entities."""
         lo, hi = n_entities
-        counts = [k for k in self.arg.counts if k in self.act.counts and k + self.n_refs <= hi]
+        counts = [k for k in self.arg.counts if k in self.act.counts]
+        if not counts:
+            raise ValueError(
+                f"{self.argument} attends {list(self.arg.counts)} entities but {self.action} "
+                f"acts on {list(self.act.counts)}: they cannot pair"
+            )
+        counts = [k for k in counts if k + self.n_refs <= hi]
         if not counts:
             raise ValueError(
                 f"{self.argument} x {self.action} cannot fit in scenes of at most {hi} entities"

@@ -38,12 +38,14 @@ class Join(Action):
 
     def apply(self, rng, x0, attention, params):
         k = int((attention > 0.5).sum())
-        local = rng.uniform(-1, 1, (k, 2)) / np.sqrt(2)
+        local = rng.uniform(-1, 1, (k, 2)) / (2 * np.sqrt(2))  # within 0.5 of the origin
+        local -= local.mean(0)  # so within 1 of the centroid
         return _place(rng, x0, attention, local, JOIN_RADIUS)
 
     def generation_error(self, x, attention, params):
+        """Mean distance of the attended entities beyond JOIN_RADIUS from their centroid."""
         p = _attended(x, attention)
-        return float(np.linalg.norm(p - p.mean(0), axis=1).mean())
+        return float(np.maximum(np.linalg.norm(p - p.mean(0), axis=1) - JOIN_RADIUS, 0).mean())
 
 
 class Line(Action):

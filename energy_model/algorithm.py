@@ -1,0 +1,69 @@
+"""Algorithm 1: one meta-training loss on a batch of few-shot tasks.
+
+codes  w_x, w_a  <- Langevin on the demos' energies (eq. 8), graph kept
+x~ <- Langevin from x^0 on the queries (generation),  a~ <- from N(0, 1) (identification)
+L_ML = softplus(E(x^1, a, w_x) - E(x_bar, a, w_x)) + softplus(E(x^0, a, w_a) - E(x^0, a_bar, w_a))
+L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: only the
+                                                        sampler path carries gradient)
++ energy_reg * (E_pos^2 + E_neg^2)                     (keeps a linear head bounded)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from energy_model.config import LossConfig
+from energy_model.data import TaskBatch
+from energy_model.model import ConceptModel
+
+CONTEXTS = ("both", "generation", "identification")
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(0, 1)
+
+
+def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """The loss terms of Algorithm 1 for a batch; 'loss' is their weighted sum."""
+    if cfg.contexts not in CONTEXTS:
+        raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
+    w_x, w_a = model.infer_codes(
+        batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True, contexts=cfg.contexts
+    )
+    kq = batch.query_x.shape[1]
+    traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
+    frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
+    out: dict[str, torch.Tensor] = {}
+    total = traj.new_zeros(())
+
+    if w_x is not None:
+        wq = w_x.repeat_interleave(kq, dim=0)
+        x_tilde = model.generate(traj, att, wq, valid, create_graph=cfg.kl)
+        e_pos = model.generation_energy(traj, att, wq, valid)
+        e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
+        out["ml_x"] = F.softplus(e_pos - e_neg).mean()
+        out["e_pos_x"], out["e_neg_x"] = e_pos.mean(), e_neg.mean()
+        total = total + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
+        if cfg.kl:
+            out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
+            total = total + out["kl_x"]
+
+    if w_a is not None:
+        wq = w_a.repeat_interleave(kq, dim=0)
+        x0 = traj[:, 0]
+        a_tilde = model.identify(x0, wq, valid, create_graph=cfg.kl)
+        gate_tilde = torch.sigmoid(a_tilde)
+        e_pos = model.identification_energy(x0, att, wq, valid)
+        e_neg = model.identification_energy(x0, gate_tilde.detach(), wq, valid)
+        out["ml_a"] = F.softplus(e_pos - e_neg).mean()
+        out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
+        total = total + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
+        if cfg.kl:
+            out["kl_a"] = model.identification_energy(
+                x0, gate_tilde, wq.detach(), valid, frozen
+            ).mean()
+            total = total + out["kl_a"]
+
+    out["loss"] = total
+    return out

@@ -1,0 +1,102 @@
+"""Checkpoints: weights, the full config, the entity layout and a format version.
+
+Written atomically (a temporary file in the same directory, then os.replace), so a crash
+never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from energy_model.config import InferenceConfig, ModelConfig, from_dict
+from energy_model.model import ConceptModel
+from particle_world import entities as E
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used with this version of the code."""
+
+
+def entity_layout() -> dict:
+    return {
+        "dim": E.DIM,
+        "pos": [E.POS.start, E.POS.stop],
+        "color": [E.COLOR.start, E.COLOR.stop],
+        "shape": [E.SHAPE.start, E.SHAPE.stop],
+        "shapes": list(E.SHAPES),
+        "palette": {k: list(v) for k, v in E.PALETTE.items()},
+    }
+
+
+def atomic_torch_save(obj, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path, model: ConceptModel, extra: dict | None = None) -> None:
+    """Save the model and its configs; extra holds run state (step, optimizer, train config)."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "entity_layout": entity_layout(),
+        "model_config": asdict(model.model_cfg),
+        "inference_config": asdict(model.inference_cfg),
+        "state_dict": model.state_dict(),
+        **(extra or {}),
+    }
+    atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path, device="cpu") -> dict:
+    """The raw checkpoint dict, after checking that it fits this code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no checkpoint at {path}; train one with `python -m energy_model.train --out "
+            "runs/NAME` (it writes runs/NAME/final.pt)"
+        )
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise CheckpointError(f"{path} is not a concept-model checkpoint (no format_version)")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {ckpt['format_version']}, this code reads version "
+            f"{FORMAT_VERSION}; retrain it with this version of the code"
+        )
+    if ckpt.get("entity_layout") != entity_layout():
+        raise CheckpointError(
+            f"{path} was trained on another entity layout ({ckpt.get('entity_layout')}); "
+            "retrain it with the current particle_world"
+        )
+    return ckpt
+
+
+def load_model(path, device="cpu") -> ConceptModel:
+    """A ConceptModel from a checkpoint, in eval mode on the given device."""
+    ckpt = read_checkpoint(path, device)
+    model = ConceptModel(
+        from_dict(ModelConfig, ckpt["model_config"]),
+        from_dict(InferenceConfig, ckpt["inference_config"]),
+    )
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the saved config ({exc})") from exc
+    return model.to(device).eval()

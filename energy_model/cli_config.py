@@ -1,0 +1,100 @@
+"""Dataclass configs as command-line flags: one flag per field (nested ones dotted, e.g.
+--inference.x.steps), help text from the field's docstring."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import typing
+from functools import cache
+
+
+@cache
+def field_docs(cls) -> dict[str, str]:
+    """The docstring written under each field of a dataclass."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _parse_value(hint, text: str):
+    """Parse a flag by its type hint: bool, int, float, str, optional, tuples and lists."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return _parse_bool(text)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if text.lower() == "none":
+            return None
+        return _parse_value(next(a for a in args if a is not type(None)), text)
+    if origin in (list, tuple):
+        items = [t for t in text.replace(",", " ").split() if t]
+        parsed = [_parse_value(args[0], t) for t in items]
+        return tuple(parsed) if origin is tuple else parsed
+    return hint(text)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> None:
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            add_config_flags(parser, hint, f"{prefix}{f.name}.")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        parser.add_argument(
+            f"--{prefix}{f.name}".replace("_", "-"),
+            dest=f"{prefix}{f.name}",
+            type=lambda text, h=hint: _parse_value(h, text),
+            default=argparse.SUPPRESS,
+            metavar=type(default).__name__.upper() if default is not None else "VALUE",
+            help=f"{docs.get(f.name, '')} (default: {default})",
+        )
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    for key in path:
+        data = data.setdefault(key, {})
+    data[last] = value
+
+
+def build_config(cls, args: argparse.Namespace, base: dict | None = None):
+    """The config: dataclass defaults, overridden by base (e.g. a --config file), then flags."""
+    from energy_model.config import from_dict
+
+    data = json.loads(json.dumps(dataclasses.asdict(cls())))
+    for key, value in (base or {}).items():
+        _merge(data, key, value)
+    for dotted, value in vars(args).items():
+        if "." in dotted or dotted in data:
+            _set(data, dotted, value)
+    return from_dict(cls, data)
+
+
+def _merge(data: dict, key: str, value) -> None:
+    if isinstance(value, dict) and isinstance(data.get(key), dict):
+        for k, v in value.items():
+            _merge(data[key], k, v)
+    else:
+        data[key] = value

@@ -1,0 +1,141 @@
+"""Typed, documented configs; each is saved beside every run and inside every checkpoint."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+
+
+@dataclass
+class ModelConfig:
+    code_dim: int = 16
+    """Size of a concept code w (one for w_x, one for w_a)."""
+    hidden: int = 128
+    """Width of the two hidden layers of g and of f."""
+    relational: bool = True
+    """Relation network over entity pairs (eq. 4); False is the paper's per-entity 'no RN'."""
+    head: str = "linear"
+    """'linear': E = f(.), trained with an energy^2 regulariser; 'square': the paper's f(.)^2."""
+    pair_gate: str = "attended-to-all"
+    """'attended-to-all': pair (i, j) weighted by gate_i for every valid j, and g sees gate_j, so
+    unattended reference entities stay visible; 'attended-pairs': the paper's gate_i * gate_j."""
+
+
+@dataclass
+class SamplerConfig:
+    """One Langevin chain over one variable (x, a or w)."""
+
+    steps: int = 10
+    """K, the number of Langevin steps."""
+    step_size: float = 0.1
+    """Initial step size (learned per step and per feature when learn_step_size)."""
+    noise: float = 0.0
+    """Standard deviation of the Gaussian noise added at each step."""
+    learn_step_size: bool = True
+    """Meta-SGD style learned step size per step and per feature dimension."""
+    normalize: bool = False
+    """Divide each step's gradient by its RMS over the variable's features."""
+    clip: float | None = None
+    """Clamp the size of every update to this (per coordinate); None for no clamp."""
+
+
+def _x_sampler() -> SamplerConfig:
+    return SamplerConfig(steps=10, step_size=1.0)
+
+
+def _a_sampler() -> SamplerConfig:
+    return SamplerConfig(steps=10, step_size=5.0)
+
+
+def _w_sampler() -> SamplerConfig:
+    return SamplerConfig(steps=5, step_size=0.1, normalize=True)
+
+
+@dataclass
+class InferenceConfig:
+    x: SamplerConfig = field(default_factory=_x_sampler)
+    """Generation: Langevin over the changeable features of the attended entities."""
+    a: SamplerConfig = field(default_factory=_a_sampler)
+    """Identification: Langevin over attention logits, starting from a unit Gaussian."""
+    w: SamplerConfig = field(default_factory=_w_sampler)
+    """Code inference from demos, starting from a learned code (zero-initialised)."""
+    learned_code_init: bool = True
+    """Start code inference from a learned vector; False: from a unit Gaussian (the paper)."""
+
+
+def paper_inference() -> InferenceConfig:
+    """The paper's literal sampler: alpha/2 gradient steps with N(0, alpha) noise, alpha=0.01,
+    codes from a unit Gaussian, nothing learned."""
+    alpha = 0.01
+    lit = SamplerConfig(
+        steps=10, step_size=alpha / 2, noise=alpha**0.5, learn_step_size=False, normalize=False
+    )
+    return InferenceConfig(
+        x=SamplerConfig(**asdict(lit)),
+        a=SamplerConfig(**asdict(lit)),
+        w=SamplerConfig(**asdict(lit)),
+        learned_code_init=False,
+    )
+
+
+@dataclass
+class LossConfig:
+    contexts: str = "both"
+    """Train on 'generation', 'identification' or 'both' contexts."""
+    kl: bool = True
+    """Include L_KL (differentiate through the query samplers)."""
+    energy_reg: float = 1.0
+    """Weight of the energy^2 regulariser on positive and negative energies."""
+
+
+@dataclass
+class TrainConfig:
+    concepts: list[str] | None = None
+    """Concept families to train on (comma-separated); None for all of them."""
+    steps: int = 3000
+    """Meta-training steps (Adam updates)."""
+    batch_size: int = 32
+    """Tasks per step, each of 5 demos and 5 queries."""
+    lr: float = 1e-3
+    """Adam learning rate, decayed to zero on a cosine."""
+    step_size_lr_scale: float = 1.0
+    """The samplers' learned step sizes (log scale) learn this many times faster than weights."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 disables)."""
+    seed: int = 0
+    """Seeds the data stream, the initial weights and the samplers' noise."""
+    device: str = "cpu"
+    """'cpu' or 'cuda'."""
+    threads: int = 1
+    """torch CPU threads (a second thread gains little on 2 cores)."""
+    n_entities: tuple[int, int] = (3, 8)
+    """Fewest and most entities per scene."""
+    eval_every: int = 500
+    """Evaluate on held-out tasks every this many steps (0: only at the end)."""
+    eval_tasks: int = 10
+    """Held-out tasks per family and role at each evaluation."""
+    checkpoint_every: int = 100
+    """Write runs/NAME/last.pt every this many steps."""
+    max_energy: float = 1e4
+    """Stop when an energy's magnitude exceeds this (the run has blown up)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+def from_dict(cls, data: dict):
+    """Build a (nested) config dataclass from a dict, refusing unknown keys."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if is_dataclass(hint) and isinstance(value, dict):
+            value = from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)

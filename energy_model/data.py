@@ -1,0 +1,108 @@
+"""Few-shot tasks from particle_world as torch batches, streamed from a seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from particle_world import REGISTRY, Task, get_family, sample_task
+from particle_world.events import EventBatch
+from particle_world.tasks import DEFAULT_ENTITIES, Instance
+
+
+@dataclass
+class TaskBatch:
+    """B tasks: demos x [B, Kd, T+1, N, D], attention and valid [B, Kd, N]; queries likewise
+    with Kq events."""
+
+    demo_x: torch.Tensor
+    demo_att: torch.Tensor
+    demo_valid: torch.Tensor
+    query_x: torch.Tensor
+    query_att: torch.Tensor
+    query_valid: torch.Tensor
+    instances: list[Instance]
+
+    def to(self, device) -> TaskBatch:
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return TaskBatch(**moved, instances=self.instances)
+
+
+def _stack(batches: list[EventBatch], n: int):
+    """Pad event batches to n entities and stack: x [B, K, T+1, n, D], att, valid [B, K, n]."""
+    x = np.stack([np.pad(e.x, ((0, 0), (0, 0), (0, n - e.x.shape[2]), (0, 0))) for e in batches])
+    att = np.stack([np.pad(e.attention, ((0, 0), (0, n - e.attention.shape[1]))) for e in batches])
+    val = np.stack([np.pad(e.valid, ((0, 0), (0, n - e.valid.shape[1]))) for e in batches])
+    return torch.from_numpy(x), torch.from_numpy(att), torch.from_numpy(val)
+
+
+def collate(tasks: list[Task]) -> TaskBatch:
+    """Tasks of one horizon padded to the largest entity count among them."""
+    n = max(max(t.demos.x.shape[2], t.queries.x.shape[2]) for t in tasks)
+    return TaskBatch(
+        *_stack([t.demos for t in tasks], n),
+        *_stack([t.queries for t in tasks], n),
+        instances=[t.instance for t in tasks],
+    )
+
+
+def units(concepts: list[str] | None = None, roles: tuple[str, ...] = ("argument", "action")):
+    """(family, role) pairs to train or evaluate on; all registered ones by default."""
+    names = concepts or list(REGISTRY)
+    out = [(c, r) for c in names for r in get_family(c).roles if r in roles]
+    if not out:
+        raise ValueError(f"no concept among {names} has a role in {roles}")
+    return out
+
+
+def unit_horizon(family: str, role: str) -> int:
+    fam = get_family(family)
+    return fam.action.horizon if role == "action" else 1
+
+
+class TaskStream(IterableDataset):
+    """Endless batches: batch s draws from np.random.default_rng([seed, s]), so a resumed
+    run sees the same data. Each batch holds one horizon (one-step or trajectory events),
+    chosen in proportion to how many (family, role) units have it."""
+
+    def __init__(
+        self,
+        unit_list: list[tuple[str, str]],
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        n_demos: int = 5,
+        n_queries: int = 5,
+        n_entities: tuple[int, int] = DEFAULT_ENTITIES,
+    ):
+        self.groups: dict[int, list] = {}
+        for u in unit_list:
+            self.groups.setdefault(unit_horizon(*u), []).append(u)
+        self.batch_size, self.seed, self.start = batch_size, seed, start
+        self.n_demos, self.n_queries, self.n_entities = n_demos, n_queries, n_entities
+
+    def batch(self, step: int) -> TaskBatch:
+        rng = np.random.default_rng([self.seed, step])
+        keys = sorted(self.groups)
+        sizes = np.array([len(self.groups[k]) for k in keys], dtype=float)
+        group = self.groups[keys[rng.choice(len(keys), p=sizes / sizes.sum())]]
+        tasks = []
+        for _ in range(self.batch_size):
+            family, role = group[rng.integers(len(group))]
+            tasks.append(
+                sample_task(family, rng, self.n_demos, self.n_queries, self.n_entities, role=role)
+            )
+        return collate(tasks)
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            yield self.batch(step)
+            step += 1

@@ -1,0 +1,143 @@
+"""Evaluate a checkpoint on held-out few-shot tasks, beside the untrained network.
+
+    python -m energy_model.evaluate --checkpoint CKPT [--concepts a,b] [--tasks N] [--seed S]
+                                    [--json FILE]
+    python -m energy_model.evaluate --transfer-table [--steps N] [--json FILE]
+
+The first prints, per concept family, generation error, attention error and success rate
+(a metric that does not apply to a family's roles is shown as '-', null in the JSON). The
+second reproduces the paper's transfer table on region-point: untrained, trained on
+generation only, on identification only, on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from energy_model.checkpoint import CheckpointError, load_model, read_checkpoint
+from energy_model.config import TrainConfig, from_dict
+from energy_model.data import units
+from energy_model.evaluation import evaluate, evaluate_unit
+
+PAPER_TRANSFER = {
+    "untrained": (0.621, 0.698),
+    "generation": (0.006, 0.061),
+    "identification": (0.016, 0.001),
+    "both": (0.007, 0.001),
+}
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def table(results: dict[str, dict]) -> str:
+    """Rows per concept, columns per model: generation error / attention error / success."""
+    names = list(next(iter(results.values()))["concepts"])
+    head = f"{'concept':15s}" + "".join(f" | {m:^30s}" for m in results)
+    sub = f"{'':15s}" + " | gen_err  att_err  success     " * len(results)
+    lines = [head, sub, "-" * len(head)]
+    for name in names:
+        row = f"{name:15s}"
+        for res in results.values():
+            r = res["concepts"][name]
+            row += (
+                f" | {_fmt(r['generation_error']):8s} {_fmt(r['attention_error']):8s} "
+                f"{r['success_rate']:6.1%}     "
+            )
+        lines.append(row)
+    means = " | ".join(
+        f"mean success {sum(r['success_rate'] for r in res['concepts'].values()) / len(names):.1%}"
+        for res in results.values()
+    )
+    lines.append(f"{'':15s} | {means}")
+    return "\n".join(lines)
+
+
+def untrained_like(path) -> torch.nn.Module:
+    """A freshly initialised network with the checkpoint's config (the baseline row)."""
+    from energy_model.train import build_model
+
+    ckpt = read_checkpoint(path)
+    cfg = from_dict(TrainConfig, ckpt["train_config"])
+    return build_model(replace(cfg, device="cpu"))
+
+
+def transfer_table(steps: int, seed: int, tasks: int, threads: int) -> dict:
+    """Train region-point on each context, evaluate both contexts (the paper's table)."""
+    from energy_model.train import build_model, train
+
+    rows = {}
+    for contexts in ("untrained", "generation", "identification", "both"):
+        cfg = TrainConfig(concepts=["region-point"], steps=steps, seed=seed, eval_every=0,
+                          threads=threads)  # fmt: skip
+        if contexts == "untrained":
+            model = build_model(cfg)
+        else:
+            cfg.loss.contexts = contexts
+            model = train(cfg, Path("runs") / f"transfer-{contexts}", quiet=False)
+        gen = evaluate_unit(model, "region-point", "action", tasks, seed + 1)
+        att = evaluate_unit(model, "color", "argument", tasks, seed + 1)
+        rows[contexts] = {"generation_error": gen["error"], "attention_error": att["error"]}
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m energy_model.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", type=Path, default=Path("assets/checkpoints/default.pt"))
+    p.add_argument("--concepts", help="comma-separated families (default: all)")
+    p.add_argument("--tasks", type=int, default=20, help="held-out tasks per family and role")
+    p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
+    p.add_argument("--steps", type=int, help="test-time Langevin steps (default: as trained)")
+    p.add_argument("--json", type=Path, help="write the numbers here")
+    p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
+    p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
+    p.add_argument("--train-steps", type=int, default=600, help="transfer table: steps per run")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        if args.transfer_table:
+            rows = transfer_table(args.train_steps, args.seed, args.tasks, args.threads)
+            print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
+            for name, r in rows.items():
+                pg, pa = PAPER_TRANSFER[name]
+                print(f"{name:16s} {r['generation_error']:8.4f} {r['attention_error']:8.4f}"
+                      f"   {pg:.3f} / {pa:.3f}")  # fmt: skip
+            out = {"transfer_table": rows, "paper": PAPER_TRANSFER, "train_steps": args.train_steps}
+        else:
+            concepts = args.concepts.split(",") if args.concepts else None
+            n_units = len(units(concepts))
+            models = {"trained": load_model(args.checkpoint)}
+            if not args.no_baseline:
+                models = {"untrained": untrained_like(args.checkpoint), **models}
+            results = {}
+            with tqdm(total=n_units * len(models), ncols=100, desc="evaluating") as bar:
+                for name, model in models.items():
+                    results[name] = evaluate(
+                        model, concepts, args.tasks, args.seed, args.steps, progress=bar
+                    )
+            print(table(results))
+            out = {**results["trained"], "baselines": {k: v for k, v in results.items()
+                                                       if k != "trained"}}  # fmt: skip
+    except (CheckpointError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

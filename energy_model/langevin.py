@@ -1,0 +1,77 @@
+"""One Langevin (SGLD) sampler, parameterised by the variable it moves (x, a or w).
+
+    v_k = v_{k-1} - step_k * grad_v E(v_{k-1}) + noise * N(0, 1)        (eq. 3, descent form)
+
+The step size is learned per step and per feature of the variable's last axis (Meta-SGD);
+test-time runs longer than K reuse the last step size. With create_graph the chain stays
+differentiable, so Algorithm 1's meta-gradient reaches the energy through the samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from energy_model.config import SamplerConfig
+
+
+class SamplerDiverged(RuntimeError):
+    """The energy or a sample became NaN or infinite."""
+
+
+class Langevin(nn.Module):
+    def __init__(self, cfg: SamplerConfig, feature_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.log_step = nn.Parameter(
+            torch.full((cfg.steps, feature_dim), math.log(cfg.step_size)),
+            requires_grad=cfg.learn_step_size,
+        )
+
+    def forward(
+        self,
+        energy_fn: Callable[[torch.Tensor], torch.Tensor],
+        v: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        create_graph: bool = False,
+        steps: int | None = None,
+        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+        record: list | None = None,
+    ) -> torch.Tensor:
+        """Run the chain from v; only coordinates where mask is 1 move; bounds (lower, upper
+        broadcast against v) clamp every iterate. Appends each iterate (detached) to record."""
+        cfg = self.cfg
+        v = v if create_graph else v.detach()
+        for k in range(steps or cfg.steps):
+            if not v.requires_grad:
+                v = v.requires_grad_()
+            energy = energy_fn(v)  # [B]
+            (grad,) = torch.autograd.grad(energy.sum(), v, create_graph=create_graph)
+            if cfg.normalize:
+                dims = tuple(range(1, grad.dim()))
+                grad = grad / grad.square().mean(dim=dims, keepdim=True).sqrt().clamp(min=1e-8)
+            step = self.log_step[min(k, cfg.steps - 1)].exp()
+            update = -step * grad
+            if cfg.clip is not None:
+                update = update.clamp(-cfg.clip, cfg.clip)
+            if cfg.noise > 0:
+                update = update + cfg.noise * torch.randn_like(update)
+            if mask is not None:
+                update = update * mask
+            v = v + update
+            if bounds is not None:
+                v = torch.maximum(torch.minimum(v, bounds[1]), bounds[0])
+            if not create_graph:
+                v = v.detach()
+            if not torch.isfinite(v).all():
+                raise SamplerDiverged(
+                    f"Langevin step {k + 1}: sample became NaN/inf (energy "
+                    f"{energy.detach().abs().max().item():.3g}); lower the step size or noise, "
+                    "or enable step clipping"
+                )
+            if record is not None:
+                record.append(v.detach().clone())
+        return v

@@ -1,0 +1,130 @@
+"""The concept model: an energy network plus its three samplers and the code initialiser.
+
+Contexts (the paper's eq. 6-8):
+- generation scores what happens: E(x^1, a, w_x) for one-step events; for trajectories
+  (T > 1) the whole trajectory x^0..x^T, so that order in time can matter;
+- identification scores the start: E(x^0, a, w_a).
+Generation moves only the changeable features (particle_world.entities) of the attended
+entities at steps t >= 1; identification moves attention logits of valid entities.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from energy_model.config import InferenceConfig, ModelConfig
+from energy_model.langevin import Langevin
+from energy_model.network import build_energy
+from particle_world import entities as E
+
+
+def feature_bounds(device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lower and upper bounds [D] of every feature: positions in the world square, colors in
+    [0, 1]. Generation samples are clamped to them: outside, an energy learned from demos
+    means nothing and a linear head could fall forever."""
+    lo = torch.full((E.DIM,), -float("inf"), device=device, dtype=dtype)
+    hi = torch.full((E.DIM,), float("inf"), device=device, dtype=dtype)
+    lo[E.POS], hi[E.POS] = -E.WORLD_BOUND, E.WORLD_BOUND
+    lo[E.COLOR], hi[E.COLOR] = 0.0, 1.0
+    return lo, hi
+
+
+def scored_states(traj: torch.Tensor) -> torch.Tensor:
+    """The states the generation energy scores: x^1 for T = 1, else the whole trajectory."""
+    return traj[:, 1:] if traj.shape[1] == 2 else traj
+
+
+def generation_mask(traj: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """[B, T+1, N, D] 1 where generation may change the trajectory."""
+    changeable = torch.as_tensor(E.changeable_mask(), device=traj.device, dtype=traj.dtype)
+    steps = torch.ones(traj.shape[1], device=traj.device, dtype=traj.dtype)
+    steps[0] = 0.0
+    return steps[None, :, None, None] * attention[:, None, :, None] * changeable
+
+
+def generation_start(traj: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """The trajectory with the attended entities held at their start state (x~ = x^0);
+    the others keep their given trajectory."""
+    att = attention[:, None, :, None] > 0.5
+    return torch.where(att, traj[:, :1].expand_as(traj), traj)
+
+
+class ConceptModel(nn.Module):
+    def __init__(self, model_cfg: ModelConfig, inference_cfg: InferenceConfig):
+        super().__init__()
+        self.model_cfg = model_cfg
+        self.inference_cfg = inference_cfg
+        self.net = build_energy(model_cfg)
+        self.sample_x = Langevin(inference_cfg.x, E.DIM)
+        self.sample_a = Langevin(inference_cfg.a, 1)
+        self.sample_w = Langevin(inference_cfg.w, model_cfg.code_dim)
+        self.code_init = nn.Parameter(
+            torch.zeros(model_cfg.code_dim), requires_grad=inference_cfg.learned_code_init
+        )
+
+    def energy(self, x, gate, w, valid) -> torch.Tensor:
+        """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B]."""
+        return self.net(x, gate, w, valid)
+
+    def generation_energy(self, traj, gate, w, valid, params=None) -> torch.Tensor:
+        return self._call(params, scored_states(traj), gate, w, valid)
+
+    def identification_energy(self, x0, gate, w, valid, params=None) -> torch.Tensor:
+        return self._call(params, x0[:, None], gate, w, valid)
+
+    def _call(self, params, *args):
+        if params is None:
+            return self.net(*args)
+        return torch.func.functional_call(self.net, params, args)
+
+    def initial_codes(self, n_tasks: int) -> torch.Tensor:
+        if self.inference_cfg.learned_code_init:
+            return self.code_init.expand(n_tasks, -1)
+        return torch.randn(n_tasks, self.model_cfg.code_dim, device=self.code_init.device)
+
+    def infer_codes(self, traj, attention, valid, create_graph=False, steps=None, contexts="both"):
+        """Codes (w_x, w_a), each [B, C], from demos traj [B, K, T+1, N, D] (eq. 8).
+
+        A context not asked for gets None."""
+        b, k = traj.shape[:2]
+        flat = traj.flatten(0, 1)
+        att, val = attention.flatten(0, 1), valid.flatten(0, 1)
+
+        def per_task(energy_of):
+            def fn(w):
+                return energy_of(w.repeat_interleave(k, dim=0)).view(b, k).sum(1)
+
+            return self.sample_w(fn, self.initial_codes(b), None, create_graph, steps)
+
+        w_x = w_a = None
+        if contexts in ("both", "generation"):
+            w_x = per_task(lambda w: self.generation_energy(flat, att, w, val))
+        if contexts in ("both", "identification"):
+            w_a = per_task(lambda w: self.identification_energy(flat[:, 0], att, w, val))
+        return w_x, w_a
+
+    def generate(self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None):
+        """x~: the trajectory [B, T+1, N, D] after Langevin from the generation start."""
+        start = generation_start(traj, attention)
+        return self.sample_x(
+            lambda x: self.generation_energy(x, attention, w_x, valid),
+            start,
+            generation_mask(traj, attention),
+            create_graph,
+            steps,
+            bounds=feature_bounds(traj.device, traj.dtype),
+            record=record,
+        )
+
+    def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None):
+        """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3)."""
+        logits = torch.randn(x0.shape[:2], device=x0.device, dtype=x0.dtype)
+        return self.sample_a(
+            lambda a: self.identification_energy(x0, torch.sigmoid(a), w_a, valid),
+            logits,
+            valid.to(x0.dtype),
+            create_graph,
+            steps,
+            record=record,
+        )

@@ -1,0 +1,133 @@
+"""Energy networks E(x, gate, w): the relation network of eq. 4 and the per-entity 'no RN'.
+
+Inputs, shared by both:
+    x      [B, S, N, D]  the states scored (S time steps), D from particle_world.entities
+    gate   [B, N]        attention gate in [0, 1]: sigmoid(a), or an exact 0/1 mask
+    w      [B, C]        concept code
+    valid  [B, N]        False on padded entities
+Output: energy [B].
+
+Each state gets a time feature s / (S - 1) (0 when S = 1) so that trajectories can be told
+apart from sets of states.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from energy_model.config import ModelConfig
+from particle_world import entities as E
+
+ENTITY_FEATURES = E.DIM + 1  # entity features and the time feature
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+        nn.Linear(hidden, n_out),
+    )  # fmt: skip
+
+
+def _with_time(x: torch.Tensor) -> torch.Tensor:
+    b, s, n, _ = x.shape
+    t = torch.linspace(0.0, 1.0, s, device=x.device, dtype=x.dtype) if s > 1 else x.new_zeros(1)
+    return torch.cat([x, t.view(1, s, 1, 1).expand(b, s, n, 1)], dim=-1)  # [B, S, N, D+1]
+
+
+class EnergyNet(nn.Module):
+    """Shared parts: the output head f(sum, w) and the linear/square switch."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.head not in ("linear", "square"):
+            raise ValueError(f"head must be 'linear' or 'square', got {cfg.head!r}")
+        self.cfg = cfg
+        self.f = _mlp(cfg.hidden + cfg.code_dim, cfg.hidden, 1)
+
+    def head(self, pooled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
+        return out.square() if self.cfg.head == "square" else out
+
+    @staticmethod
+    def check(x, gate, w, valid):
+        if x.dim() != 4 or x.shape[-1] != E.DIM:
+            raise ValueError(f"x must be [B, S, N, {E.DIM}], got {list(x.shape)}")
+        b, _, n, _ = x.shape
+        if gate.shape != (b, n) or valid.shape != (b, n) or w.dim() != 2 or w.shape[0] != b:
+            raise ValueError(
+                f"shapes disagree: x {list(x.shape)}, gate {list(gate.shape)}, "
+                f"w {list(w.shape)}, valid {list(valid.shape)}; want [B,S,N,D], [B,N], [B,C], [B,N]"
+            )
+
+
+class RelationEnergy(EnergyNet):
+    """E = f(sum_{s,i} gate_i * mean_j v_ij g(x_i^s, x_j^s, gate_j, w), w), eq. 4.
+
+    g's first layer is split into per-entity terms (W_i x_i + W_j [x_j, gate_j] + W_w w), so
+    all pairs cost one broadcast add. The pair weight v_ij is valid_j ('attended-to-all') or
+    gate_j ('attended-pairs', the paper's symmetric gate). Summing over attended i keeps
+    counts (quantity concepts); averaging over j keeps the scale across entity counts.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        if cfg.pair_gate not in ("attended-to-all", "attended-pairs"):
+            raise ValueError(f"unknown pair_gate {cfg.pair_gate!r}")
+        h = cfg.hidden
+        self.g_i = nn.Linear(ENTITY_FEATURES, h)
+        self.g_j = nn.Linear(ENTITY_FEATURES + 1, h, bias=False)
+        self.g_w = nn.Linear(cfg.code_dim, h, bias=False)
+        self.g_rest = nn.Sequential(nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h))
+
+    def forward(self, x, gate, w, valid):
+        self.check(x, gate, w, valid)
+        feats = _with_time(x)  # [B, S, N, D+1]
+        b, s, n, _ = feats.shape
+        g = gate.to(x.dtype)
+        vf = valid.to(x.dtype)
+        first_j = self.g_j(torch.cat([feats, g.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
+        rows, row_w = _attended_rows(feats, g * vf)  # [B, S, R, D+1], [B, R]
+        pre = (
+            self.g_i(rows)[:, :, :, None]  # [B, S, R, 1, H]
+            + first_j[:, :, None]  # [B, S, 1, N, H]
+            + self.g_w(w)[:, None, None, None]  # [B, 1, 1, 1, H]
+        )  # [B, S, R, N, H]
+        pair = self.g_rest(pre)  # [B, S, R, N, H]
+        wj = (g * vf) if self.cfg.pair_gate == "attended-pairs" else vf  # [B, N]
+        wj = wj / vf.sum(-1, keepdim=True).clamp(min=1.0)
+        per_row = (wj[:, None, None, None, :] @ pair).squeeze(-2)  # [B, S, R, H]
+        pooled = (per_row * row_w[:, None, :, None]).sum((1, 2))  # [B, H]
+        return self.head(pooled, w)
+
+
+def _attended_rows(feats: torch.Tensor, row_w: torch.Tensor):
+    """Rows i of the pair sum that can be non-zero. When the gate is an exact, constant 0/1
+    mask (demos, generation) only attended rows count, and computing just those is exact and
+    several times faster; otherwise every row is kept."""
+    if row_w.requires_grad or not ((row_w == 0) | (row_w == 1)).all():
+        return feats, row_w
+    r = max(int(row_w.sum(-1).max().item()), 1)
+    idx = row_w.topk(r, dim=-1).indices  # [B, R]
+    gathered = feats.gather(2, idx[:, None, :, None].expand(-1, feats.shape[1], -1, feats.shape[3]))
+    return gathered, row_w.gather(1, idx)
+
+
+class EntityEnergy(EnergyNet):
+    """The paper's 'no RN' ablation: E = f(sum_{s,i} gate_i g(x_i^s, w), w)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.g = _mlp(ENTITY_FEATURES + cfg.code_dim, cfg.hidden, cfg.hidden)
+
+    def forward(self, x, gate, w, valid):
+        self.check(x, gate, w, valid)
+        feats = _with_time(x)
+        b, s, n, _ = feats.shape
+        per = self.g(torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1))
+        pooled = torch.einsum("bsih,bi->bh", per, gate.to(x.dtype) * valid.to(x.dtype))
+        return self.head(pooled, w)
+
+
+def build_energy(cfg: ModelConfig) -> EnergyNet:
+    return RelationEnergy(cfg) if cfg.relational else EntityEnergy(cfg)

@@ -1,0 +1,49 @@
+"""Training curves from a metrics.jsonl, as a PNG (written atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+LOSS_KEYS = ("loss", "ml_x", "ml_a", "kl_x", "kl_a")
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_curves(metrics: Path, out: Path) -> None:
+    rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line]
+    train = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if "eval" in r]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in LOSS_KEYS:
+        pts = [(r["step"], r[key]) for r in train if key in r]
+        if pts:
+            steps, vals = zip(*pts, strict=True)
+            ax0.plot(steps, vals, label=key, lw=0.8)
+    ax0.set_xlabel("step")
+    ax0.set_title("training losses")
+    ax0.legend()
+    if evals:
+        steps = [r["step"] for r in evals]
+        ax1.plot(steps, [r["eval"]["mean_success"] for r in evals], "k-o", label="mean")
+        for key in evals[-1]["eval"]:
+            if key.endswith("/success"):
+                ax1.plot(steps, [r["eval"].get(key) for r in evals], lw=0.6, label=key[:-8])
+        ax1.set_ylim(0, 1)
+        ax1.legend(fontsize=6, ncol=2)
+    ax1.set_xlabel("step")
+    ax1.set_title("held-out success rate")
+    save_figure(fig, out)

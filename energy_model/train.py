@@ -1,0 +1,186 @@
+"""Meta-train a concept energy by Algorithm 1.
+
+    python -m energy_model.train --out runs/NAME [--config FILE.json] [--flags]
+
+Writes into runs/NAME: config.json, metrics.jsonl (one line per logged step and per
+evaluation), last.pt (every --checkpoint-every steps, atomically), final.pt, curves.png.
+--resume continues from runs/NAME/last.pt with the saved config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from energy_model.algorithm import meta_loss
+from energy_model.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from energy_model.cli_config import add_config_flags, build_config
+from energy_model.config import TrainConfig, from_dict
+from energy_model.data import TaskStream, units
+from energy_model.evaluation import evaluate
+from energy_model.langevin import SamplerDiverged
+from energy_model.model import ConceptModel
+from energy_model.plots import plot_curves
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def build_model(cfg: TrainConfig) -> ConceptModel:
+    torch.manual_seed(cfg.seed)
+    return ConceptModel(cfg.model, cfg.inference).to(cfg.device)
+
+
+def _check_finite(out: dict, step: int, max_energy: float) -> None:
+    for name, value in out.items():
+        v = value.item()
+        if not math.isfinite(v) or (name.startswith("e_") and abs(v) > max_energy):
+            raise TrainingDiverged(f"{name} = {v:.4g} at step {step}")
+
+
+def _summary(result: dict) -> dict:
+    rows = result["concepts"]
+    out = {"mean_success": float(np.mean([r["success_rate"] for r in rows.values()]))}
+    for name, r in rows.items():
+        out[f"{name}/success"] = r["success_rate"]
+        for key in ("generation_error", "attention_error"):
+            if r[key] is not None:
+                out[f"{name}/{key}"] = round(r[key], 4)
+    return out
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False) -> ConceptModel:
+    """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    model = build_model(cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps_ = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("log_step")]
+    rest = [p for p in params if all(p is not q for q in steps_)]
+    opt = torch.optim.Adam(
+        [{"params": rest}, {"params": steps_, "lr": cfg.lr * cfg.step_size_lr_scale}], lr=cfg.lr
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
+    start = 0
+    if resume:
+        ckpt = read_checkpoint(out / "last.pt", cfg.device)
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start = ckpt["step"]
+        torch.set_rng_state(ckpt["torch_rng"])
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    unit_list = units(cfg.concepts)
+    stream = iter(TaskStream(unit_list, cfg.batch_size, cfg.seed, start, n_entities=cfg.n_entities))
+
+    def checkpoint(name: str, step: int) -> None:
+        save_checkpoint(
+            out / name,
+            model,
+            {
+                "step": step,
+                "train_config": asdict(cfg),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+
+    log = (out / "metrics.jsonl").open("a")
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=quiet, ncols=100)
+    t0 = time.time()
+    for step in bar:
+        batch = next(stream).to(cfg.device)
+        try:
+            terms = meta_loss(model, batch, cfg.loss)
+            _check_finite(terms, step, cfg.max_energy)
+        except (SamplerDiverged, TrainingDiverged) as exc:
+            log.close()
+            raise TrainingDiverged(
+                f"training diverged at step {step}: {exc}. The last good checkpoint is "
+                f"{out / 'last.pt'} (resume with --resume after lowering --lr or the sampler "
+                "step sizes)"
+            ) from exc
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
+        opt.step()
+        sched.step()
+        record = {k: round(v.item(), 5) for k, v in terms.items()}
+        record.update(step=step + 1, grad_norm=round(grad_norm.item(), 4), time=time.time() - t0)
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            checkpoint("last.pt", done)
+        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
+            result = evaluate(model, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)
+            log.write(json.dumps({"step": done, "eval": _summary(result)}) + "\n")
+            log.flush()
+            plot_curves(out / "metrics.jsonl", out / "curves.png")
+    log.close()
+    checkpoint("final.pt", cfg.steps)
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    return model
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m energy_model.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", required=True, type=Path, help="run directory (runs/NAME)")
+    parser.add_argument("--config", type=Path, help="JSON file of config values (flags win)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--paper", action="store_true",
+        help="the paper's recipe as written: squared head, literal SGLD, Gaussian code init",
+    )  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(parser, TrainConfig)
+    return parser.parse_args(argv)
+
+
+def paper_overrides() -> dict:
+    from energy_model.config import paper_inference
+
+    return {
+        "model": {"head": "square", "pair_gate": "attended-pairs"},
+        "inference": asdict(paper_inference()),
+        "loss": {"energy_reg": 0.0},
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume:
+            saved = json.loads((args.out / "config.json").read_text())
+            cfg = from_dict(TrainConfig, saved)
+        else:
+            base = paper_overrides() if args.paper else {}
+            if args.config:
+                base.update(json.loads(args.config.read_text()))
+            cfg = build_config(TrainConfig, args, base)
+        units(cfg.concepts)  # unknown names fail here, before any work
+        train(cfg, args.out, resume=args.resume, quiet=args.quiet)
+    except (TrainingDiverged, CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Energy networks, code inference and checkpoints."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from energy_model.checkpoint import CheckpointError, load_model, save_checkpoint
+from energy_model.config import InferenceConfig, ModelConfig
+from energy_model.data import TaskStream
+from energy_model.model import ConceptModel
+from energy_model.network import build_energy
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return TaskStream([("north", "action"), ("quantity-2", "argument")], 4, seed=3).batch(0)
+
+
+def small_model(**kw):
+    torch.manual_seed(0)
+    return ConceptModel(ModelConfig(hidden=32, code_dim=8, **kw), InferenceConfig())
+
+
+@pytest.mark.parametrize("relational", [True, False])
+def test_energy_ignores_padding_and_entity_order(batch, relational):
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational))
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    e = net(x, att, w, valid)
+    perm = torch.randperm(x.shape[2])
+    assert torch.allclose(e, net(x[:, :, perm], att[:, perm], w, valid[:, perm]), atol=1e-5)
+    garbage = torch.where(valid[:, None, :, None], x, torch.randn_like(x) * 5)
+    assert torch.allclose(e, net(garbage, att, w, valid), atol=1e-5)
+
+
+def test_attended_rows_shortcut_is_exact(batch):
+    """With an exact 0/1 gate only attended rows are computed; a soft gate equal to the same
+    values (carrying gradient) takes the dense path: both give one energy."""
+    net = build_energy(ModelConfig(hidden=32, code_dim=8))
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    dense = net(x, att.clone().requires_grad_(), w, valid)
+    assert torch.allclose(net(x, att, w, valid), dense, atol=1e-5)
+
+
+def test_meta_gradient_reaches_parameters_through_code_inference(batch):
+    model = small_model()
+    w_x, _ = model.infer_codes(batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True)
+    w_x.sum().backward()
+    assert model.code_init.grad is not None and model.code_init.grad.abs().sum() > 0
+    assert model.net.f[0].weight.grad.abs().sum() > 0
+    model.zero_grad()
+    w_x, _ = model.infer_codes(batch.demo_x, batch.demo_att, batch.demo_valid)
+    assert not w_x.requires_grad
+
+
+def test_generation_moves_only_attended_changeable_features(batch):
+    model = small_model()
+    traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
+                                                   batch.query_valid))  # fmt: skip
+    w = torch.randn(len(traj), 8)
+    out = model.generate(traj, att, w, valid)
+    unattended = att < 0.5
+    assert torch.equal(out[:, 1][unattended], traj[:, 1][unattended])
+    assert torch.equal(out[:, 0], traj[:, 0])
+    assert torch.equal(out[..., 5:], traj[..., 5:])  # shapes never change
+
+
+def test_wrong_shapes_are_refused():
+    net = build_energy(ModelConfig(hidden=16, code_dim=4))
+    with pytest.raises(ValueError, match="x must be"):
+        net(torch.zeros(2, 3, 4), torch.zeros(2, 3), torch.zeros(2, 4), torch.ones(2, 3).bool())
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path, batch):
+    model = small_model()
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded = load_model(tmp_path / "m.pt")
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
+                              strict=True):  # fmt: skip
+        assert torch.equal(a, b), k
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    assert torch.equal(model.energy(x, att, w, valid), loaded.energy(x, att, w, valid))
+    assert dataclasses.asdict(loaded.model_cfg) == dataclasses.asdict(model.model_cfg)
+
+
+def test_mismatched_checkpoints_fail_clearly(tmp_path):
+    model = small_model()
+    save_checkpoint(tmp_path / "m.pt", model)
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    ckpt["format_version"] = 0
+    torch.save(ckpt, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="format version 0"):
+        load_model(tmp_path / "old.pt")
+    ckpt["format_version"] = 1
+    ckpt["entity_layout"]["dim"] = 7
+    torch.save(ckpt, tmp_path / "layout.pt")
+    with pytest.raises(CheckpointError, match="entity layout"):
+        load_model(tmp_path / "layout.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_model(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="train one"):
+        load_model(tmp_path / "missing.pt")
