@@ -31,9 +31,9 @@ def measure(batch_size: int, n: int, steps: int, device: str, sparse: bool) -> d
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     stream = TaskStream([("region-point", "action")], batch_size, 0, n_entities=(n, n))
     batches = [stream.batch(i).to(device) for i in range(steps + 1)]
-    original = network._attended_rows
+    original = network._live_rows
     if not sparse:
-        network._attended_rows = lambda feats, row_w: (feats, row_w)
+        network._live_rows = lambda row_w, valid: torch.ones_like(valid).nonzero(as_tuple=True)
     try:
         times = []
         for i, batch in enumerate(batches):
@@ -47,7 +47,7 @@ def measure(batch_size: int, n: int, steps: int, device: str, sparse: bool) -> d
             if i:  # the first step warms up
                 times.append(time.perf_counter() - t)
     finally:
-        network._attended_rows = original
+        network._live_rows = original
     sec = sorted(times)[len(times) // 2]
     events = batch_size * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1])
     return {"batch_size": batch_size, "entities": n, "mode": "sparse" if sparse else "naive",

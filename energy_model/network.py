@@ -87,30 +87,30 @@ class RelationEnergy(EnergyNet):
         g = gate.to(x.dtype)
         vf = valid.to(x.dtype)
         first_j = self.g_j(torch.cat([feats, g.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
-        rows, row_w = _attended_rows(feats, g * vf)  # [B, S, R, D+1], [B, R]
+        row_w = g * vf  # [B, N]
+        bi, ii = _live_rows(row_w, valid)  # [P], [P]: the rows (b, i) that can count
         pre = (
-            self.g_i(rows)[:, :, :, None]  # [B, S, R, 1, H]
-            + first_j[:, :, None]  # [B, S, 1, N, H]
-            + self.g_w(w)[:, None, None, None]  # [B, 1, 1, 1, H]
-        )  # [B, S, R, N, H]
-        pair = self.g_rest(pre)  # [B, S, R, N, H]
+            self.g_i(feats[bi, :, ii])[:, :, None]  # [P, S, 1, H]
+            + first_j[bi]  # [P, S, N, H]
+            + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
+        )  # [P, S, N, H]
+        pair = self.g_rest(pre)  # [P, S, N, H]
         wj = (g * vf) if self.cfg.pair_gate == "attended-pairs" else vf  # [B, N]
         wj = wj / vf.sum(-1, keepdim=True).clamp(min=1.0)
-        per_row = (wj[:, None, None, None, :] @ pair).squeeze(-2)  # [B, S, R, H]
-        pooled = (per_row * row_w[:, None, :, None]).sum((1, 2))  # [B, H]
+        per_row = (wj[bi][:, None, None, :] @ pair).squeeze(-2).sum(1)  # [P, H]
+        contrib = per_row * row_w[bi, ii][:, None]  # [P, H]
+        pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
         return self.head(pooled, w)
 
 
-def _attended_rows(feats: torch.Tensor, row_w: torch.Tensor):
-    """Rows i of the pair sum that can be non-zero. When the gate is an exact, constant 0/1
-    mask (demos, generation) only attended rows count, and computing just those is exact and
-    several times faster; otherwise every row is kept."""
-    if row_w.requires_grad or not ((row_w == 0) | (row_w == 1)).all():
-        return feats, row_w
-    r = max(int(row_w.sum(-1).max().item()), 1)
-    idx = row_w.topk(r, dim=-1).indices  # [B, R]
-    gathered = feats.gather(2, idx[:, None, :, None].expand(-1, feats.shape[1], -1, feats.shape[3]))
-    return gathered, row_w.gather(1, idx)
+def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):
+    """Indices (b, i) of the rows of the pair sum that can be non-zero, packed over the batch.
+
+    Padded entities never count. When the gate is an exact, constant 0/1 mask (demos,
+    generation), only attended rows count: computing just those is exact and several times
+    faster, since most concepts attend one or two entities of up to eight."""
+    exact = not row_w.requires_grad and bool(((row_w == 0) | (row_w == 1)).all())
+    return (row_w > 0 if exact else valid).nonzero(as_tuple=True)
 
 
 class EntityEnergy(EnergyNet):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from energy_model.algorithm import meta_loss
 from energy_model.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from energy_model.cli_config import add_config_flags, build_config
-from energy_model.config import TrainConfig, from_dict
+from energy_model.config import TrainConfig
 from energy_model.data import TaskStream, units
 from energy_model.evaluation import evaluate
 from energy_model.langevin import SamplerDiverged
@@ -83,18 +83,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     unit_list = units(cfg.concepts)
     stream = iter(TaskStream(unit_list, cfg.batch_size, cfg.seed, start, n_entities=cfg.n_entities))
 
-    def checkpoint(name: str, step: int) -> None:
-        save_checkpoint(
-            out / name,
-            model,
-            {
-                "step": step,
-                "train_config": asdict(cfg),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-            },
-        )
+    def checkpoint(name: str, step: int, resumable: bool = True) -> None:
+        extra = {"step": step, "train_config": asdict(cfg)}
+        if resumable:
+            extra.update(
+                optimizer=opt.state_dict(),
+                scheduler=sched.state_dict(),
+                torch_rng=torch.get_rng_state(),
+            )
+        save_checkpoint(out / name, model, extra)
 
     log = (out / "metrics.jsonl").open("a")
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=quiet, ncols=100)
@@ -130,7 +127,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             log.flush()
             plot_curves(out / "metrics.jsonl", out / "curves.png")
     log.close()
-    checkpoint("final.pt", cfg.steps)
+    checkpoint("final.pt", cfg.steps, resumable=False)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     return model
 
@@ -166,14 +163,13 @@ def paper_overrides() -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        if args.resume:
-            saved = json.loads((args.out / "config.json").read_text())
-            cfg = from_dict(TrainConfig, saved)
+        if args.resume:  # the saved config, with any flags given now on top
+            base = json.loads((args.out / "config.json").read_text())
         else:
             base = paper_overrides() if args.paper else {}
             if args.config:
                 base.update(json.loads(args.config.read_text()))
-            cfg = build_config(TrainConfig, args, base)
+        cfg = build_config(TrainConfig, args, base)
         units(cfg.concepts)  # unknown names fail here, before any work
         train(cfg, args.out, resume=args.resume, quiet=args.quiet)
     except (TrainingDiverged, CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
