@@ -1,0 +1,76 @@
+"""Robot specs: a custom MJCF works; unknown names and bad robots give clean errors."""
+
+import re
+
+import pytest
+from robot_helpers import GOAL, MOVER, arrangement, reach
+
+from robot_transfer.controllers import make_controller
+from robot_transfer.costs import GoalDistanceCost
+from robot_transfer.reenact import main
+from robot_transfer.robots import ROBOTS, RobotError, resolve_robot
+from robot_transfer.scene import build_scene, workspace_of
+
+
+def test_custom_mjcf_path_works(two_link_xml):
+    spec = resolve_robot(str(two_link_xml()), ee_site="tip")
+    cx, cy, half = workspace_of(spec)
+    assert 0.05 < half < 0.3 and abs(cx) + abs(cy) + half < 0.45  # inside the 0.4 m reach
+    scene = build_scene(spec, arrangement(), MOVER)
+    assert scene.model.nu == 2
+    dist = reach(scene, GoalDistanceCost(GOAL, MOVER), "mppi", duration=1.5)
+    assert dist[0] > 0.1 and dist[-1] < 0.02
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(RobotError, match="unknown robot 'nope'.*arm, jaco, reacher"):
+        resolve_robot("nope")
+    with pytest.raises(RobotError, match="--ee-site"):
+        resolve_robot("some/robot.xml")
+    with pytest.raises(ValueError, match="unknown controller 'pid'"):
+        make_controller("pid", None, None, None, None)
+
+
+def test_missing_site_is_refused(two_link_xml):
+    spec = resolve_robot(str(two_link_xml()), ee_site="hand")
+    with pytest.raises(RobotError, match="no site 'hand'.*tip"):
+        build_scene(spec, arrangement(), MOVER)
+
+
+def test_robot_without_motors_is_refused(two_link_xml):
+    servos = '<position joint="shoulder" kp="5"/><position joint="elbow" kp="5"/>'
+    spec = resolve_robot(str(two_link_xml(servos)), ee_site="tip")
+    with pytest.raises(RobotError, match="no motor actuators"):
+        build_scene(spec, arrangement(), MOVER)
+    spec = resolve_robot(str(two_link_xml("")), ee_site="tip")
+    with pytest.raises(RobotError, match="no motor actuators"):
+        build_scene(spec, arrangement(), MOVER)
+
+
+def test_missing_file_is_refused(tmp_path):
+    spec = resolve_robot(str(tmp_path / "absent.xml"), ee_site="tip")
+    with pytest.raises(RobotError, match="does not exist"):
+        spec.load()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--robot", "nope"], "unknown robot 'nope'"),
+        (["--controller", "pid", "--cost", "oracle"], "unknown controller 'pid'"),
+        (["--concept", "nope", "--cost", "oracle"], "nope"),
+        (["--checkpoint", "absent.pt"], "no checkpoint at absent.pt.*--cost oracle"),
+        (["--demos", "absent.npz"], "absent.npz"),
+        (["--robot", "arm", "--ee-site", "nowhere", "--cost", "oracle"], "no site 'nowhere'"),
+    ],
+)
+def test_cli_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", "none"])
+    text = str(exit_info.value.code)
+    assert text.startswith("reenact: ") and "\n" not in text
+    assert re.search(message, text), text
+
+
+def test_shipped_robots_are_registered():
+    assert set(ROBOTS) == {"arm", "jaco", "reacher"}
