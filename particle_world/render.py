@@ -149,6 +149,8 @@ def _draw_path(ax: Axes, points: np.ndarray, marker_pt: float, ringed: bool) -> 
     last leg, stopping short of the end marker (and its ring); dots at inner steps."""
     keep = np.r_[True, np.linalg.norm(np.diff(points, axis=0), axis=1) > MOVE_EPS]
     pts = points[keep]  # [K, 2]
+    if len(pts) < 2:  # moved, but by small steps each: draw start to end
+        pts = points[[0, -1]]
     style = {"color": "0.15", "linewidth": 1.5, "zorder": 3}
     if len(pts) > 2:
         ax.plot(*pts[:-1].T, **style)

@@ -99,6 +99,20 @@ class Instance:
     def attention_success(self, x0: np.ndarray, a_pred: np.ndarray, a_true: np.ndarray) -> bool:
         return self.arg.attention_success(x0, np.asarray(a_pred), a_true, self.argument_params)
 
+    def sample_task(
+        self,
+        rng: np.random.Generator,
+        n_demos: int = 5,
+        n_queries: int = 5,
+        n_entities: tuple[int, int] = DEFAULT_ENTITIES,
+    ) -> Task:
+        """Demo and query events of this instance, padded to one entity count."""
+        events = [self.sample_event(rng, n_entities) for _ in range(n_demos + n_queries)]
+        n_max = max(e.x.shape[1] for e in events)
+        return Task(
+            self, EventBatch.pad(events[:n_demos], n_max), EventBatch.pad(events[n_demos:], n_max)
+        )
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
@@ -155,11 +169,6 @@ def sample_task(
 ) -> Task:
     """Sample an instance and its demo and query events, padded to one entity count."""
     rng = np.random.default_rng(seed)
-    inst = sample_instance(family, rng, role, argument, action)
-    events = [inst.sample_event(rng, n_entities) for _ in range(n_demos + n_queries)]
-    n_max = max(e.x.shape[1] for e in events)
-    return Task(
-        inst,
-        EventBatch.pad(events[:n_demos], n_max),
-        EventBatch.pad(events[n_demos:], n_max),
+    return sample_instance(family, rng, role, argument, action).sample_task(
+        rng, n_demos, n_queries, n_entities
     )
