@@ -11,6 +11,8 @@ import json
 import typing
 from functools import cache
 
+from energy_model.config import from_dict
+
 
 @cache
 def field_docs(cls) -> dict[str, str]:
@@ -81,8 +83,6 @@ def _set(data: dict, dotted: str, value) -> None:
 
 def build_config(cls, args: argparse.Namespace, base: dict | None = None):
     """The config: dataclass defaults, overridden by base (e.g. a --config file), then flags."""
-    from energy_model.config import from_dict
-
     data = json.loads(json.dumps(dataclasses.asdict(cls())))
     for key, value in (base or {}).items():
         _merge(data, key, value)
