@@ -25,6 +25,7 @@ from energy_model.checkpoint import CheckpointError, load_model, read_checkpoint
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import units
 from energy_model.evaluation import evaluate, evaluate_unit
+from particle_world.tasks import DEFAULT_ENTITIES
 
 PAPER_TRANSFER = {
     "untrained": (0.621, 0.698),
@@ -100,6 +101,10 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", type=int, default=20, help="held-out tasks per family and role")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
     p.add_argument("--steps", type=int, help="test-time Langevin steps (default: as trained)")
+    p.add_argument(
+        "--entities", type=int, nargs=2, default=DEFAULT_ENTITIES, metavar=("MIN", "MAX"),
+        help="entities per held-out scene (default: 3 8, as in training)",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="write the numbers here")
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
@@ -126,8 +131,9 @@ def main(argv=None) -> int:
             with tqdm(total=n_units * len(models), ncols=100, desc="evaluating") as bar:
                 for name, model in models.items():
                     results[name] = evaluate(
-                        model, concepts, args.tasks, args.seed, args.steps, progress=bar
-                    )
+                        model, concepts, args.tasks, args.seed, args.steps,
+                        tuple(args.entities), progress=bar,
+                    )  # fmt: skip
             print(table(results))
             out = {**results["trained"], "baselines": {k: v for k, v in results.items()
                                                        if k != "trained"}}  # fmt: skip
