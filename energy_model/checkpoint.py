@@ -6,8 +6,6 @@ never leaves a half-written checkpoint behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import torch
 from energy_model.config import InferenceConfig, ModelConfig, from_dict
 from energy_model.model import ConceptModel
 from particle_world import entities as E
+from particle_world.io import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -36,16 +35,8 @@ def entity_layout() -> dict:
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path, model: ConceptModel, extra: dict | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,16 +10,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from particle_world.io import atomic_path  # noqa: E402
+
 LOSS_KEYS = ("loss", "ml_x", "ml_a", "kl_x", "kl_a")
 
 
 def save_figure(fig, path: Path) -> None:
-    """Save a matplotlib figure atomically and close it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    """Save a pyplot figure atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix.lstrip("."))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def plot_curves(metrics: Path, out: Path) -> None:
