@@ -18,6 +18,9 @@ from energy_model.langevin import Langevin
 from energy_model.network import build_energy
 from particle_world import entities as E
 
+CODE_CONTEXTS = ("generation", "identification")
+"""The contexts that infer a code: w_x for generation, w_a for identification."""
+
 
 def feature_bounds(device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper bounds [D] of every feature: positions in the world square, colors in
@@ -58,9 +61,15 @@ class ConceptModel(nn.Module):
         self.net = build_energy(model_cfg)
         self.sample_x = Langevin(inference_cfg.x, E.DIM)
         self.sample_a = Langevin(inference_cfg.a, 1)
-        self.sample_w = Langevin(inference_cfg.w, model_cfg.code_dim)
+        # Code inference is per context (w_x for generation, w_a for identification): its own
+        # learned start and step sizes. Both contexts score one state with the same network,
+        # so a shared start would hand the two opposite targets on the same input.
+        self.sample_w = nn.ModuleDict(
+            {c: Langevin(inference_cfg.w, model_cfg.code_dim) for c in CODE_CONTEXTS}
+        )
         self.code_init = nn.Parameter(
-            torch.zeros(model_cfg.code_dim), requires_grad=inference_cfg.learned_code_init
+            torch.zeros(len(CODE_CONTEXTS), model_cfg.code_dim),
+            requires_grad=inference_cfg.learned_code_init,
         )
 
     def energy(self, x, gate, w, valid) -> torch.Tensor:
@@ -78,9 +87,9 @@ class ConceptModel(nn.Module):
             return self.net(*args)
         return torch.func.functional_call(self.net, params, args)
 
-    def initial_codes(self, n_tasks: int) -> torch.Tensor:
+    def initial_codes(self, n_tasks: int, context: str) -> torch.Tensor:
         if self.inference_cfg.learned_code_init:
-            return self.code_init.expand(n_tasks, -1)
+            return self.code_init[CODE_CONTEXTS.index(context)].expand(n_tasks, -1)
         return torch.randn(n_tasks, self.model_cfg.code_dim, device=self.code_init.device)
 
     def infer_codes(self, traj, attention, valid, create_graph=False, steps=None, contexts="both"):
@@ -91,17 +100,20 @@ class ConceptModel(nn.Module):
         flat = traj.flatten(0, 1)
         att, val = attention.flatten(0, 1), valid.flatten(0, 1)
 
-        def per_task(energy_of):
+        def per_task(context, energy_of):
             def fn(w):
                 return energy_of(w.repeat_interleave(k, dim=0)).view(b, k).sum(1)
 
-            return self.sample_w(fn, self.initial_codes(b), None, create_graph, steps)
+            start = self.initial_codes(b, context)
+            return self.sample_w[context](fn, start, None, create_graph, steps)
 
         w_x = w_a = None
         if contexts in ("both", "generation"):
-            w_x = per_task(lambda w: self.generation_energy(flat, att, w, val))
+            w_x = per_task("generation", lambda w: self.generation_energy(flat, att, w, val))
         if contexts in ("both", "identification"):
-            w_a = per_task(lambda w: self.identification_energy(flat[:, 0], att, w, val))
+            w_a = per_task(
+                "identification", lambda w: self.identification_energy(flat[:, 0], att, w, val)
+            )
         return w_x, w_a
 
     def generate(self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None):

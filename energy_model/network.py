@@ -61,19 +61,28 @@ class EnergyNet(nn.Module):
             )
 
 
+PAIR_GATES = ("attended-to-all", "attended-pairs", "relevance")
+
+
 class RelationEnergy(EnergyNet):
     """E = f(sum_{s,i} gate_i * mean_j v_ij g(x_i^s, x_j^s, gate_j, w), w), eq. 4.
 
     g's first layer is split into per-entity terms (W_i x_i + W_j [x_j, gate_j] + W_w w), so
-    all pairs cost one broadcast add. The pair weight v_ij is valid_j ('attended-to-all') or
-    gate_j ('attended-pairs', the paper's symmetric gate). Summing over attended i keeps
+    all pairs cost one broadcast add. The pair weight v_ij is gate_j + (1 - gate_j) rho_j
+    ('relevance': rho a learned relevance of x_j under w, starting near 0, so distractors stay
+    out of absolute concepts while references can be learned in), valid_j ('attended-to-all')
+    or gate_j ('attended-pairs', the paper's symmetric gate). Summing over attended i keeps
     counts (quantity concepts); averaging over j keeps the scale across entity counts.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.pair_gate not in ("attended-to-all", "attended-pairs"):
-            raise ValueError(f"unknown pair_gate {cfg.pair_gate!r}")
+        if cfg.pair_gate not in PAIR_GATES:
+            raise ValueError(f"pair_gate must be one of {PAIR_GATES}, got {cfg.pair_gate!r}")
+        self.relevance = None
+        if cfg.pair_gate == "relevance":
+            self.relevance = nn.Linear(ENTITY_FEATURES + cfg.code_dim, 1)
+            nn.init.constant_(self.relevance.bias, -3.0)  # starts near attended-pairs
         h = cfg.hidden
         self.g_i = nn.Linear(ENTITY_FEATURES, h)
         self.g_j = nn.Linear(ENTITY_FEATURES + 1, h, bias=False)
@@ -95,12 +104,24 @@ class RelationEnergy(EnergyNet):
             + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
         )  # [P, S, N, H]
         pair = self.g_rest(pre)  # [P, S, N, H]
-        wj = (g * vf) if self.cfg.pair_gate == "attended-pairs" else vf  # [B, N]
+        wj = self._pair_weight(feats, g, vf, w)  # [B, N]
         wj = wj / vf.sum(-1, keepdim=True).clamp(min=1.0)
         per_row = (wj[bi][:, None, None, :] @ pair).squeeze(-2).sum(1)  # [P, H]
         contrib = per_row * row_w[bi, ii][:, None]  # [P, H]
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
         return self.head(pooled, w)
+
+    def _pair_weight(self, feats, g, vf, w):
+        """v_j: how much entity j counts as the second of a pair."""
+        if self.cfg.pair_gate == "attended-to-all":
+            return vf
+        if self.cfg.pair_gate == "attended-pairs":
+            return g * vf
+        b, _, n, _ = feats.shape
+        rho = torch.sigmoid(
+            self.relevance(torch.cat([feats[:, 0], w[:, None].expand(b, n, -1)], -1))
+        )
+        return (g + (1 - g) * rho.squeeze(-1)) * vf
 
 
 def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):

@@ -5,11 +5,11 @@ import dataclasses
 import pytest
 import torch
 
-from energy_model.checkpoint import CheckpointError, load_model, save_checkpoint
+from energy_model.checkpoint import FORMAT_VERSION, CheckpointError, load_model, save_checkpoint
 from energy_model.config import InferenceConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
-from energy_model.network import build_energy
+from energy_model.network import PAIR_GATES, build_energy
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,39 @@ def test_attended_rows_shortcut_is_exact(batch):
     w = torch.randn(len(x), 8)
     dense = net(x, att.clone().requires_grad_(), w, valid)
     assert torch.allclose(net(x, att, w, valid), dense, atol=1e-5)
+
+
+def test_relevance_gate_spans_the_papers_gate_and_attended_to_all(batch):
+    """rho -> 0 gives the paper's gate_i * gate_j, rho -> 1 every valid pair: the learned
+    relevance interpolates between the two."""
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    energies = {
+        g: build_energy(ModelConfig(hidden=32, code_dim=8, pair_gate=g)) for g in PAIR_GATES
+    }
+    ours = energies["relevance"]
+    for other in ("attended-pairs", "attended-to-all"):
+        energies[other].load_state_dict(ours.state_dict(), strict=False)
+    for bias, same_as in ((-1e4, "attended-pairs"), (1e4, "attended-to-all")):
+        ours.relevance.bias.data.fill_(bias)
+        assert torch.allclose(
+            ours(x, att, w, valid), energies[same_as](x, att, w, valid), atol=1e-5
+        )
+    assert not torch.allclose(
+        energies["attended-pairs"](x, att, w, valid), energies["attended-to-all"](x, att, w, valid)
+    )
+
+
+def test_each_context_infers_its_code_from_its_own_start(batch):
+    """w_x and w_a start from separate learned vectors: generation's loss reaches only its own."""
+    model = small_model()
+    w_x, w_a = model.infer_codes(
+        batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True, contexts="generation"
+    )
+    assert w_a is None
+    w_x.sum().backward()
+    grad = model.code_init.grad
+    assert grad.shape == (2, 8) and grad[0].abs().sum() > 0 and grad[1].abs().sum() == 0
 
 
 def test_meta_gradient_reaches_parameters_through_code_inference(batch):
@@ -94,7 +127,7 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
     torch.save(ckpt, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="format version 0"):
         load_model(tmp_path / "old.pt")
-    ckpt["format_version"] = 1
+    ckpt["format_version"] = FORMAT_VERSION
     ckpt["entity_layout"]["dim"] = 7
     torch.save(ckpt, tmp_path / "layout.pt")
     with pytest.raises(CheckpointError, match="entity layout"):
