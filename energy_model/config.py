@@ -16,11 +16,12 @@ class ModelConfig:
     """Relation network over entity pairs (eq. 4); False is the paper's per-entity 'no RN'."""
     head: str = "linear"
     """'linear': E = f(.), trained with an energy^2 regulariser; 'square': the paper's f(.)^2."""
-    pair_gate: str = "relevance"
-    """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'relevance':
-    gate_j + (1 - gate_j) * rho(x_j, w), rho a learned per-entity relevance that starts near 0,
-    so that distractors drop out while reference entities can be learned in; 'attended-to-all':
-    every valid j; 'attended-pairs': the paper's gate_j."""
+    pair_gate: str = "attended-to-all"
+    """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
+    every valid j, so unattended reference entities stay visible; 'relevance':
+    gate_j + (1 - gate_j) * rho(x_j, w), rho a learned per-entity relevance starting near 0,
+    so distractors drop out of absolute concepts (faster generation, slower identification
+    and relational concepts); 'attended-pairs': the paper's gate_j."""
 
 
 @dataclass

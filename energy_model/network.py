@@ -68,11 +68,12 @@ class RelationEnergy(EnergyNet):
     """E = f(sum_{s,i} gate_i * mean_j v_ij g(x_i^s, x_j^s, gate_j, w), w), eq. 4.
 
     g's first layer is split into per-entity terms (W_i x_i + W_j [x_j, gate_j] + W_w w), so
-    all pairs cost one broadcast add. The pair weight v_ij is gate_j + (1 - gate_j) rho_j
-    ('relevance': rho a learned relevance of x_j under w, starting near 0, so distractors stay
-    out of absolute concepts while references can be learned in), valid_j ('attended-to-all')
-    or gate_j ('attended-pairs', the paper's symmetric gate). Summing over attended i keeps
-    counts (quantity concepts); averaging over j keeps the scale across entity counts.
+    all pairs cost one broadcast add. The pair weight v_ij is valid_j ('attended-to-all',
+    the default), gate_j ('attended-pairs', the paper's symmetric gate) or
+    gate_j + (1 - gate_j) rho_j ('relevance': rho a learned relevance of x_j under w,
+    starting near 0, so distractors stay out while references can be learned in). Summing
+    over attended i keeps counts (quantity concepts); averaging over j keeps the scale
+    across entity counts.
     """
 
     def __init__(self, cfg: ModelConfig):
