@@ -71,7 +71,9 @@ def untrained_like(path) -> torch.nn.Module:
     return build_model(replace(cfg, device="cpu"))
 
 
-def transfer_table(steps: int, seed: int, tasks: int, threads: int) -> dict:
+def transfer_table(
+    steps: int, seed: int, tasks: int, threads: int, pair_gate: str | None = None
+) -> dict:
     """Train region-point on each context, evaluate both contexts (the paper's table)."""
     from energy_model.train import build_model, train
 
@@ -79,11 +81,13 @@ def transfer_table(steps: int, seed: int, tasks: int, threads: int) -> dict:
     for contexts in ("untrained", "generation", "identification", "both"):
         cfg = TrainConfig(concepts=["region-point"], steps=steps, seed=seed, eval_every=0,
                           threads=threads)  # fmt: skip
+        cfg.model.pair_gate = pair_gate or cfg.model.pair_gate
         if contexts == "untrained":
             model = build_model(cfg)
         else:
             cfg.loss.contexts = contexts
-            model = train(cfg, Path("runs") / f"transfer-{contexts}", quiet=False)
+            name = f"transfer-{contexts}" + (f"-{pair_gate}" if pair_gate else "")
+            model = train(cfg, Path("runs") / name, quiet=False)
         gen = evaluate_unit(model, "region-point", "action", tasks, seed + 1)
         att = evaluate_unit(model, "color", "argument", tasks, seed + 1)
         rows[contexts] = {"generation_error": gen["error"], "attention_error": att["error"]}
@@ -109,18 +113,22 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
     p.add_argument("--train-steps", type=int, default=600, help="transfer table: steps per run")
+    p.add_argument("--pair-gate", help="transfer table: the model's pair gate (default: as config)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         if args.transfer_table:
-            rows = transfer_table(args.train_steps, args.seed, args.tasks, args.threads)
+            rows = transfer_table(
+                args.train_steps, args.seed, args.tasks, args.threads, args.pair_gate
+            )
             print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
             for name, r in rows.items():
                 pg, pa = PAPER_TRANSFER[name]
                 print(f"{name:16s} {r['generation_error']:8.4f} {r['attention_error']:8.4f}"
                       f"   {pg:.3f} / {pa:.3f}")  # fmt: skip
-            out = {"transfer_table": rows, "paper": PAPER_TRANSFER, "train_steps": args.train_steps}
+            out = {"transfer_table": rows, "paper": PAPER_TRANSFER,
+                   "train_steps": args.train_steps, "pair_gate": args.pair_gate}  # fmt: skip
         else:
             concepts = args.concepts.split(",") if args.concepts else None
             n_units = len(units(concepts))
