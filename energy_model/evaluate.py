@@ -74,8 +74,11 @@ def untrained_like(path) -> torch.nn.Module:
 def transfer_table(
     steps: int, seed: int, tasks: int, threads: int, pair_gate: str | None = None
 ) -> dict:
-    """Train region-point on each context, evaluate both contexts (the paper's table)."""
-    from energy_model.train import build_model, train
+    """Train region-point on each context, evaluate both contexts on held-out region-point
+    tasks (the paper's table): generation error of the move, attention error of the color
+    argument. A run under runs/ trained with exactly this config is reused."""
+    from energy_model.experiments.common import train_or_reuse
+    from energy_model.train import build_model
 
     rows = {}
     for contexts in ("untrained", "generation", "identification", "both"):
@@ -87,10 +90,14 @@ def transfer_table(
         else:
             cfg.loss.contexts = contexts
             name = f"transfer-{contexts}" + (f"-{pair_gate}" if pair_gate else "")
-            model = train(cfg, Path("runs") / name, quiet=False)
-        gen = evaluate_unit(model, "region-point", "action", tasks, seed + 1)
-        att = evaluate_unit(model, "color", "argument", tasks, seed + 1)
-        rows[contexts] = {"generation_error": gen["error"], "attention_error": att["error"]}
+            model, _ = train_or_reuse(cfg, Path("runs") / name)
+        gen, att = (
+            evaluate_unit(model, "region-point", "action", tasks, seed + 1, context=c)
+            for c in ("generation", "identification")
+        )
+        rows[contexts] = {"generation_error": gen["error"], "attention_error": att["error"],
+                          "generation_success": gen["success_rate"],
+                          "attention_success": att["success_rate"]}  # fmt: skip
     return rows
 
 

@@ -23,9 +23,12 @@ def evaluate_unit(
     seed: int = 0,
     steps: int | None = None,
     n_entities: tuple[int, int] = DEFAULT_ENTITIES,
+    context: str | None = None,
 ) -> dict:
     """Mean generation error / success (action role) or attention error / success (argument
-    role) over n_tasks held-out tasks of a family, 5 demos and 5 queries each."""
+    role) over n_tasks held-out tasks of a family, 5 demos and 5 queries each. context
+    ('generation' or 'identification') overrides the role's: identification on an action
+    family's tasks finds their argument (e.g. region-point's color)."""
     device = model.code_init.device
     tasks = [
         sample_task(family, np.random.default_rng([seed, EVAL_STREAM, i]), role=role,
@@ -37,12 +40,12 @@ def evaluate_unit(
     traj, att, valid = (
         t.flatten(0, 1) for t in (batch.query_x, batch.query_att, batch.query_valid)
     )
-    context = "generation" if role == "action" else "identification"
+    context = context or ("generation" if role == "action" else "identification")
     with torch.enable_grad():
         w_x, w_a = model.infer_codes(
             batch.demo_x, batch.demo_att, batch.demo_valid, steps=None, contexts=context
         )
-        if role == "action":
+        if context == "generation":
             out = model.generate(traj, att, w_x.repeat_interleave(kq, 0), valid, steps=steps)
         else:
             logits = model.identify(traj[:, 0], w_a.repeat_interleave(kq, 0), valid, steps=steps)
@@ -51,7 +54,7 @@ def evaluate_unit(
         inst = tasks[q // kq].instance
         keep = valid[q].cpu().numpy()
         a_true = att[q].cpu().numpy()[keep]
-        if role == "action":
+        if context == "generation":
             x_pred = out[q].detach().cpu().numpy()[:, keep]
             errors.append(inst.generation_error(x_pred, a_true))
             successes.append(inst.generation_success(x_pred, a_true))
