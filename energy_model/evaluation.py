@@ -41,7 +41,9 @@ def evaluate_unit(
         t.flatten(0, 1) for t in (batch.query_x, batch.query_att, batch.query_valid)
     )
     context = context or ("generation" if role == "action" else "identification")
-    with torch.enable_grad():
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), torch.enable_grad():
+        torch.manual_seed(seed)  # identification's random start: same seed, same numbers
         w_x, w_a = model.infer_codes(
             batch.demo_x, batch.demo_att, batch.demo_valid, steps=None, contexts=context
         )

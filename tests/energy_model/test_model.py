@@ -137,3 +137,16 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="train one"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_evaluation_is_reproducible_and_leaves_the_global_rng_alone():
+    """Identification starts from random logits: the eval seed fixes them, and the caller's
+    torch stream (e.g. training's) is not consumed."""
+    from energy_model.evaluation import evaluate_unit
+
+    model = small_model()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    runs = [evaluate_unit(model, "color", "argument", n_tasks=2, seed=4) for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert torch.equal(before, torch.get_rng_state())
