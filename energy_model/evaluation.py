@@ -24,11 +24,14 @@ def evaluate_unit(
     steps: int | None = None,
     n_entities: tuple[int, int] = DEFAULT_ENTITIES,
     context: str | None = None,
+    code_shift: int = 0,
 ) -> dict:
     """Mean generation error / success (action role) or attention error / success (argument
     role) over n_tasks held-out tasks of a family, 5 demos and 5 queries each. context
     ('generation' or 'identification') overrides the role's: identification on an action
-    family's tasks finds their argument (e.g. region-point's color)."""
+    family's tasks finds their argument (e.g. region-point's color). code_shift k gives each
+    task the codes inferred from the demos of task i - k: with k != 0 the errors show how much
+    the codes, not what all instances share, carry the concept (bench/code_swap.py)."""
     device = model.code_init.device
     tasks = [
         sample_task(family, np.random.default_rng([seed, EVAL_STREAM, i]), role=role,
@@ -47,10 +50,11 @@ def evaluate_unit(
         w_x, w_a = model.infer_codes(
             batch.demo_x, batch.demo_att, batch.demo_valid, steps=None, contexts=context
         )
+        w = (w_x if context == "generation" else w_a).roll(code_shift, 0).repeat_interleave(kq, 0)
         if context == "generation":
-            out = model.generate(traj, att, w_x.repeat_interleave(kq, 0), valid, steps=steps)
+            out = model.generate(traj, att, w, valid, steps=steps)
         else:
-            logits = model.identify(traj[:, 0], w_a.repeat_interleave(kq, 0), valid, steps=steps)
+            logits = model.identify(traj[:, 0], w, valid, steps=steps)
     errors, successes = [], []
     for q in range(traj.shape[0]):
         inst = tasks[q // kq].instance

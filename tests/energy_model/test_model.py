@@ -150,3 +150,5 @@ def test_evaluation_is_reproducible_and_leaves_the_global_rng_alone():
     runs = [evaluate_unit(model, "color", "argument", n_tasks=2, seed=4) for _ in range(2)]
     assert runs[0] == runs[1]
     assert torch.equal(before, torch.get_rng_state())
+    # shifting codes by the number of tasks hands every task its own codes again
+    assert evaluate_unit(model, "color", "argument", n_tasks=2, seed=4, code_shift=2) == runs[0]
