@@ -64,6 +64,9 @@ class InferenceConfig:
     """Code inference from demos, starting from a learned code (zero-initialised)."""
     learned_code_init: bool = True
     """Start code inference from a learned vector; False: from a unit Gaussian (the paper)."""
+    code_encoder: bool = False
+    """Add to the start a per-task offset read off the demos by a small set encoder
+    (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
 
 
 def paper_inference() -> InferenceConfig:

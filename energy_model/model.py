@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from energy_model.config import InferenceConfig, ModelConfig
+from energy_model.encoder import DemoEncoder
 from energy_model.langevin import Langevin
 from energy_model.network import build_energy
 from particle_world import entities as E
@@ -71,6 +72,11 @@ class ConceptModel(nn.Module):
             torch.zeros(len(CODE_CONTEXTS), model_cfg.code_dim),
             requires_grad=inference_cfg.learned_code_init,
         )
+        self.encoder = (
+            DemoEncoder(model_cfg.code_dim, model_cfg.hidden, len(CODE_CONTEXTS))
+            if inference_cfg.code_encoder
+            else None
+        )
 
     def energy(self, x, gate, w, valid) -> torch.Tensor:
         """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B]."""
@@ -87,10 +93,14 @@ class ConceptModel(nn.Module):
             return self.net(*args)
         return torch.func.functional_call(self.net, params, args)
 
-    def initial_codes(self, n_tasks: int, context: str) -> torch.Tensor:
+    def initial_codes(self, n_tasks: int, context: str, offsets=None) -> torch.Tensor:
+        """Where code inference starts: the learned start (or a unit Gaussian), plus the
+        encoder's per-task offsets [n_contexts, B, C] when given."""
         if self.inference_cfg.learned_code_init:
-            return self.code_init[CODE_CONTEXTS.index(context)].expand(n_tasks, -1)
-        return torch.randn(n_tasks, self.model_cfg.code_dim, device=self.code_init.device)
+            start = self.code_init[CODE_CONTEXTS.index(context)].expand(n_tasks, -1)
+        else:
+            start = torch.randn(n_tasks, self.model_cfg.code_dim, device=self.code_init.device)
+        return start if offsets is None else start + offsets[CODE_CONTEXTS.index(context)]
 
     def infer_codes(self, traj, attention, valid, create_graph=False, steps=None, contexts="both"):
         """Codes (w_x, w_a), each [B, C], from demos traj [B, K, T+1, N, D] (eq. 8).
@@ -99,12 +109,13 @@ class ConceptModel(nn.Module):
         b, k = traj.shape[:2]
         flat = traj.flatten(0, 1)
         att, val = attention.flatten(0, 1), valid.flatten(0, 1)
+        offsets = None if self.encoder is None else self.encoder(traj, attention, valid)
 
         def per_task(context, energy_of):
             def fn(w):
                 return energy_of(w.repeat_interleave(k, dim=0)).view(b, k).sum(1)
 
-            start = self.initial_codes(b, context)
+            start = self.initial_codes(b, context, offsets)
             return self.sample_w[context](fn, start, None, create_graph, steps)
 
         w_x = w_a = None

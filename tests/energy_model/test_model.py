@@ -77,6 +77,27 @@ def test_each_context_infers_its_code_from_its_own_start(batch):
     assert grad.shape == (2, 8) and grad[0].abs().sum() > 0 and grad[1].abs().sum() == 0
 
 
+def test_code_encoder_starts_as_the_shared_start_and_learns_per_task_starts(batch):
+    """Untrained, the encoder adds nothing; its output layer gets the meta-gradient, and
+    once it is non-zero tasks with different demos start from different codes that ignore
+    padding."""
+    torch.manual_seed(0)
+    with_enc = ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig(code_encoder=True))
+    plain = small_model()
+    plain.load_state_dict(with_enc.state_dict(), strict=False)
+    demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
+    assert torch.allclose(with_enc.infer_codes(*demos)[0], plain.infer_codes(*demos)[0])
+    w_x, _ = with_enc.infer_codes(*demos, create_graph=True, contexts="generation")
+    w_x.square().sum().backward()
+    assert with_enc.encoder.out.weight.grad.abs().sum() > 0
+    torch.nn.init.normal_(with_enc.encoder.out.weight)
+    offsets = with_enc.encoder(*demos)  # [2, B, 8]
+    assert offsets.shape == (2, len(batch.demo_x), 8)
+    assert not torch.allclose(offsets[:, 0], offsets[:, 1])
+    padded = torch.where(batch.demo_valid[:, :, None, :, None], batch.demo_x, 7.0)
+    assert torch.allclose(offsets, with_enc.encoder(padded, *demos[1:]), atol=1e-5)
+
+
 def test_meta_gradient_reaches_parameters_through_code_inference(batch):
     model = small_model()
     w_x, _ = model.infer_codes(batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True)
