@@ -6,6 +6,8 @@ L_ML = softplus(E(x^1, a, w_x) - E(x_bar, a, w_x)) + softplus(E(x^0, a, w_a) - E
 L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: only the
                                                         sampler path carries gradient)
 + energy_reg * (E_pos^2 + E_neg^2)                     (keeps a linear head bounded)
++ target * (|x~ - x^1|^2 + BCE(a~, a))                  (optional: the chains' outputs
+                                                        supervised, codes and all)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 
 from energy_model.config import LossConfig
 from energy_model.data import TaskBatch
-from energy_model.model import ConceptModel
+from energy_model.model import ConceptModel, generation_mask
 
 CONTEXTS = ("both", "generation", "identification")
 
@@ -34,12 +36,13 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
     frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
+    through_chains = cfg.kl or cfg.target > 0
     out: dict[str, torch.Tensor] = {}
     total = traj.new_zeros(())
 
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
-        x_tilde = model.generate(traj, att, wq, valid, create_graph=cfg.kl)
+        x_tilde = model.generate(traj, att, wq, valid, create_graph=through_chains)
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
@@ -48,11 +51,15 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.kl:
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
             total = total + out["kl_x"]
+        if cfg.target > 0:
+            sq = (x_tilde - traj).square() * generation_mask(traj, att)
+            out["target_x"] = sq.flatten(1).sum(1).mean()
+            total = total + cfg.target * out["target_x"]
 
     if w_a is not None:
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
-        a_tilde = model.identify(x0, wq, valid, create_graph=cfg.kl)
+        a_tilde = model.identify(x0, wq, valid, create_graph=through_chains)
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
         e_neg = model.identification_energy(x0, gate_tilde.detach(), wq, valid)
@@ -64,6 +71,10 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
                 x0, gate_tilde, wq.detach(), valid, frozen
             ).mean()
             total = total + out["kl_a"]
+        if cfg.target > 0:
+            bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
+            out["target_a"] = (bce * valid).sum(1).mean()
+            total = total + cfg.target * out["target_a"]
 
     out["loss"] = total
     return out

@@ -92,6 +92,10 @@ class LossConfig:
     """Include L_KL (differentiate through the query samplers)."""
     energy_reg: float = 1.0
     """Weight of the energy^2 regulariser on positive and negative energies."""
+    target: float = 0.0
+    """Weight of a supervised loss on the samplers' outputs (squared distance of x~ to the
+    demonstrated x^1, cross-entropy of a~ against the true attention), differentiated
+    through the unrolled chains and the code inference, as in IREM (Du et al. 2022); 0 off."""
 
 
 @dataclass
