@@ -16,7 +16,7 @@ from energy_model.model import ConceptModel
 from particle_world import entities as E
 from particle_world.io import atomic_path
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class CheckpointError(ValueError):

@@ -64,7 +64,7 @@ class InferenceConfig:
     """Code inference from demos, starting from a learned code (zero-initialised)."""
     learned_code_init: bool = True
     """Start code inference from a learned vector; False: from a unit Gaussian (the paper)."""
-    code_encoder: bool = False
+    code_encoder: bool = True
     """Add to the start a per-task offset read off the demos by a small set encoder
     (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
 
@@ -81,6 +81,7 @@ def paper_inference() -> InferenceConfig:
         a=SamplerConfig(**asdict(lit)),
         w=SamplerConfig(**asdict(lit)),
         learned_code_init=False,
+        code_encoder=False,
     )
 
 
@@ -90,7 +91,7 @@ class LossConfig:
     """Train on 'generation', 'identification' or 'both' contexts."""
     kl: bool = True
     """Include L_KL (differentiate through the query samplers)."""
-    energy_reg: float = 1.0
+    energy_reg: float = 0.1
     """Weight of the energy^2 regulariser on positive and negative energies."""
     target: float = 0.0
     """Weight of a supervised loss on the samplers' outputs (squared distance of x~ to the

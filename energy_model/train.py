@@ -156,7 +156,7 @@ def paper_overrides() -> dict:
     return {
         "model": {"head": "square", "pair_gate": "attended-pairs"},
         "inference": asdict(paper_inference()),
-        "loss": {"energy_reg": 0.0},
+        "loss": {"energy_reg": 0.0, "target": 0.0},
     }
 
 
