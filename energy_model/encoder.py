@@ -9,9 +9,9 @@ its own start, which the Langevin steps on the demos' energy then refine:
 
 Entity features of each demo (first and last state, motion, attention bit, position
 relative to the attended entities' centroid) go through a per-entity MLP phi, pooled over
-attended and over all valid entities (means, plus the attended count), then averaged over
-demos. The output layer starts at zero, so an untrained encoder is exactly the learned
-shared start.
+attended and over all valid entities (means, plus the attended count and fraction), then
+averaged over demos. The output layer starts at zero, so an untrained encoder is exactly
+the learned shared start.
 """
 
 from __future__ import annotations
