@@ -96,11 +96,12 @@ class ConceptModel(nn.Module):
     def initial_codes(self, n_tasks: int, context: str, offsets=None) -> torch.Tensor:
         """Where code inference starts: the learned start (or a unit Gaussian), plus the
         encoder's per-task offsets [n_contexts, B, C] when given."""
+        c = CODE_CONTEXTS.index(context)
         if self.inference_cfg.learned_code_init:
-            start = self.code_init[CODE_CONTEXTS.index(context)].expand(n_tasks, -1)
+            start = self.code_init[c].expand(n_tasks, -1)
         else:
             start = torch.randn(n_tasks, self.model_cfg.code_dim, device=self.code_init.device)
-        return start if offsets is None else start + offsets[CODE_CONTEXTS.index(context)]
+        return start if offsets is None else start + offsets[c]
 
     def infer_codes(self, traj, attention, valid, create_graph=False, steps=None, contexts="both"):
         """Codes (w_x, w_a), each [B, C], from demos traj [B, K, T+1, N, D] (eq. 8).
