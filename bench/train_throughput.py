@@ -2,7 +2,8 @@
 
 An event is one scene through the unrolled chains (demo code inference, query generation
 and identification). Measured on region-point scenes of exactly N entities, naive (every
-pair computed) against the default (only attended rows when the gate is an exact mask).
+pair computed) against sparse (only attended rows when the gate is an exact mask; the
+default on a CPU, while a GPU computes every row: see energy_model.network.ROW_MODE).
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
                                      [--device cpu] [--json bench/train_throughput.json]
@@ -25,15 +26,13 @@ from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 
 
-def measure(batch_size: int, n: int, steps: int, device: str, sparse: bool) -> dict:
+def measure(batches: list, device: str, mode: str) -> dict:
+    """Median seconds of one Adam step of Algorithm 1 over the batches (the first warms up),
+    with the pair sum's rows computed as network.ROW_MODE `mode` says."""
     torch.manual_seed(0)
     model = ConceptModel(ModelConfig(), InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    stream = TaskStream([("region-point", "action")], batch_size, 0, n_entities=(n, n))
-    batches = [stream.batch(i).to(device) for i in range(steps + 1)]
-    original = network._live_rows
-    if not sparse:
-        network._live_rows = lambda row_w, valid: torch.ones_like(valid).nonzero(as_tuple=True)
+    network.ROW_MODE = mode
     try:
         times = []
         for i, batch in enumerate(batches):
@@ -44,13 +43,14 @@ def measure(batch_size: int, n: int, steps: int, device: str, sparse: bool) -> d
             opt.step()
             if device == "cuda":
                 torch.cuda.synchronize()
-            if i:  # the first step warms up
+            if i:
                 times.append(time.perf_counter() - t)
     finally:
-        network._live_rows = original
+        network.ROW_MODE = "auto"
     sec = sorted(times)[len(times) // 2]
-    events = batch_size * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1])
-    return {"batch_size": batch_size, "entities": n, "mode": "sparse" if sparse else "naive",
+    b, kd, _, n, _ = batches[0].demo_x.shape
+    events = b * (kd + batches[0].query_x.shape[1])
+    return {"batch_size": b, "entities": n, "mode": "naive" if mode == "all" else "sparse",
             "sec_per_step": sec, "events_per_sec": events / sec}  # fmt: skip
 
 
@@ -64,11 +64,11 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=Path("bench/train_throughput.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [
-        measure(b, args.entities, args.steps, args.device, sparse)
-        for b in args.batch_sizes
-        for sparse in (False, True)
-    ]
+    rows = []
+    for b in args.batch_sizes:
+        stream = TaskStream([("region-point", "action")], b, 0, n_entities=(args.entities,) * 2)
+        batches = [stream.batch(i).to(args.device) for i in range(args.steps + 1)]
+        rows += [measure(batches, args.device, mode) for mode in ("all", "sparse")]
     print(f"{'batch':>5s} {'N':>3s} {'mode':>7s} {'s/step':>8s} {'events/s':>9s}")
     for r in rows:
         print(f"{r['batch_size']:5d} {r['entities']:3d} {r['mode']:>7s} "

@@ -119,6 +119,9 @@ class TrainConfig:
     """'cpu' or 'cuda'."""
     threads: int = 1
     """torch CPU threads (a second thread gains little on 2 cores)."""
+    workers: int = 0
+    """Processes that build batches ahead of the training step (0: built in the main process;
+    a GPU run wants several, a 2-core CPU none). The data is the same for any number."""
     n_entities: tuple[int, int] = (3, 8)
     """Fewest and most entities per scene."""
     eval_every: int = 500

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
 from particle_world import REGISTRY, Task, get_family, sample_task
 from particle_world.events import EventBatch
@@ -67,17 +67,17 @@ def unit_horizon(family: str, role: str) -> int:
     return fam.action.horizon if role == "action" else 1
 
 
-class TaskStream(IterableDataset):
-    """Endless batches: batch s draws from np.random.default_rng([seed, s]), so a resumed
-    run sees the same data. Each batch holds one horizon (one-step or trajectory events),
-    chosen in proportion to how many (family, role) units have it."""
+class TaskStream(Dataset):
+    """Batches indexed by training step: batch s draws from np.random.default_rng([seed, s]),
+    so a resumed run, or one with any number of data workers, sees the same data. Each batch
+    holds one horizon (one-step or trajectory events), chosen in proportion to how many
+    (family, role) units have it."""
 
     def __init__(
         self,
         unit_list: list[tuple[str, str]],
         batch_size: int,
         seed: int,
-        start: int = 0,
         n_demos: int = 5,
         n_queries: int = 5,
         n_entities: tuple[int, int] = DEFAULT_ENTITIES,
@@ -85,7 +85,7 @@ class TaskStream(IterableDataset):
         self.groups: dict[int, list] = {}
         for u in unit_list:
             self.groups.setdefault(unit_horizon(*u), []).append(u)
-        self.batch_size, self.seed, self.start = batch_size, seed, start
+        self.batch_size, self.seed = batch_size, seed
         self.n_demos, self.n_queries, self.n_entities = n_demos, n_queries, n_entities
 
     def batch(self, step: int) -> TaskBatch:
@@ -101,8 +101,23 @@ class TaskStream(IterableDataset):
             )
         return collate(tasks)
 
-    def __iter__(self):
-        step = self.start
-        while True:
-            yield self.batch(step)
-            step += 1
+    __getitem__ = batch
+
+    def batches(self, start: int, stop: int, workers: int = 0):
+        """Batches start..stop-1 in order; workers > 0 builds them in that many processes
+        ahead of use (scene sampling is numpy on the CPU: on a GPU it would otherwise be
+        the bottleneck at large batches)."""
+        if workers == 0:
+            return (self.batch(s) for s in range(start, stop))
+        return DataLoader(
+            self, batch_size=None, sampler=range(start, stop), num_workers=workers,
+            collate_fn=_identity, prefetch_factor=4, worker_init_fn=_one_thread,
+        )  # fmt: skip
+
+
+def _identity(batch: TaskBatch) -> TaskBatch:
+    return batch
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)

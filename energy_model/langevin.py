@@ -66,12 +66,12 @@ class Langevin(nn.Module):
                 v = torch.maximum(torch.minimum(v, bounds[1]), bounds[0])
             if not create_graph:
                 v = v.detach()
-            if not torch.isfinite(v).all():
-                raise SamplerDiverged(
-                    f"Langevin step {k + 1}: sample became NaN/inf (energy "
-                    f"{energy.detach().abs().max().item():.3g}); lower the step size or noise, "
-                    "or enable step clipping"
-                )
             if record is not None:
                 record.append(v.detach().clone())
+        if not torch.isfinite(v).all():  # NaN and inf persist, so one check per chain will do
+            raise SamplerDiverged(
+                f"Langevin chain of {k + 1} steps: sample became NaN/inf (last energy "
+                f"{energy.detach().abs().max().item():.3g}); lower the step size or noise, "
+                "or enable step clipping"
+            )
         return v

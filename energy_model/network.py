@@ -125,12 +125,27 @@ class RelationEnergy(EnergyNet):
         return (g + (1 - g) * rho.squeeze(-1)) * vf
 
 
-def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):
-    """Indices (b, i) of the rows of the pair sum that can be non-zero, packed over the batch.
+ROW_MODES = ("auto", "sparse", "all")
+ROW_MODE = "auto"
+"""Which rows of the pair sum are computed: 'sparse' only those that can count, 'all' every
+(b, i), 'auto' sparse on the CPU and all on accelerators (bench/train_throughput.py measures
+both). The energy is the same either way; only the speed differs."""
 
-    Padded entities never count. When the gate is an exact, constant 0/1 mask (demos,
-    generation), only attended rows count: computing just those is exact and several times
-    faster, since most concepts attend one or two entities of up to eight."""
+
+def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):
+    """Indices (b, i) of the rows of the pair sum to compute, packed over the batch.
+
+    Sparse: padded entities never count, and when the gate is an exact, constant 0/1 mask
+    (demos, generation) only attended rows do: computing just those is exact and several
+    times faster on a CPU, since most concepts attend one or two entities of up to eight.
+    Finding them reads the mask on the host, which on a GPU stalls the queue of kernels
+    every call, so there every row is computed and the zero weights do the masking."""
+    if ROW_MODE not in ROW_MODES:
+        raise ValueError(f"ROW_MODE must be one of {ROW_MODES}, got {ROW_MODE!r}")
+    if ROW_MODE == "all" or (ROW_MODE == "auto" and row_w.device.type != "cpu"):
+        b, n = valid.shape
+        rows = torch.arange(b * n, device=valid.device)
+        return rows // n, rows % n
     exact = not row_w.requires_grad and bool(((row_w == 0) | (row_w == 1)).all())
     return (row_w > 0 if exact else valid).nonzero(as_tuple=True)
 

@@ -81,7 +81,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         torch.set_rng_state(ckpt["torch_rng"])
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     unit_list = units(cfg.concepts)
-    stream = iter(TaskStream(unit_list, cfg.batch_size, cfg.seed, start, n_entities=cfg.n_entities))
+    stream = TaskStream(unit_list, cfg.batch_size, cfg.seed, n_entities=cfg.n_entities)
 
     def checkpoint(name: str, step: int, resumable: bool = True) -> None:
         extra = {"step": step, "train_config": asdict(cfg)}
@@ -96,8 +96,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     log = (out / "metrics.jsonl").open("a")
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=quiet, ncols=100)
     t0 = time.time()
+    batches = iter(stream.batches(start, cfg.steps, cfg.workers))
     for step in bar:
-        batch = next(stream).to(cfg.device)
+        batch = next(batches).to(cfg.device)
         try:
             terms = meta_loss(model, batch, cfg.loss)
             _check_finite(terms, step, cfg.max_energy)
