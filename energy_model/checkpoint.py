@@ -17,6 +17,8 @@ from particle_world import entities as E
 from particle_world.io import atomic_path
 
 FORMAT_VERSION = 3
+DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")
+"""The shipped all-family model (README: how it was trained), relative to the repo root."""
 
 
 class CheckpointError(ValueError):

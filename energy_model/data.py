@@ -112,6 +112,7 @@ class TaskStream(Dataset):
         return DataLoader(
             self, batch_size=None, sampler=range(start, stop), num_workers=workers,
             collate_fn=_identity, prefetch_factor=4, worker_init_fn=_one_thread,
+            generator=torch.Generator(),  # its worker seeds must not draw from the global RNG
         )  # fmt: skip
 
 

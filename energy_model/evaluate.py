@@ -2,12 +2,14 @@
 
     python -m energy_model.evaluate --checkpoint CKPT [--concepts a,b] [--tasks N] [--seed S]
                                     [--json FILE]
-    python -m energy_model.evaluate --transfer-table [--steps N] [--json FILE]
+    python -m energy_model.evaluate --transfer-table [--train-steps N] [--checkpoint CKPT]
+                                    [--json FILE]
 
 The first prints, per concept family, generation error, attention error and success rate
 (a metric that does not apply to a family's roles is shown as '-', null in the JSON). The
 second reproduces the paper's transfer table on region-point: untrained, trained on
-generation only, on identification only, on both.
+generation only, on identification only, on both; with --checkpoint, that checkpoint's row
+(compared with the paper's 'both').
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from energy_model.checkpoint import CheckpointError, load_model, read_checkpoint
+from energy_model.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    load_model,
+    read_checkpoint,
+)
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import units
 from energy_model.evaluation import evaluate, evaluate_unit
@@ -91,14 +98,20 @@ def transfer_table(
             cfg.loss.contexts = contexts
             name = f"transfer-{contexts}" + (f"-{pair_gate}" if pair_gate else "")
             model, _ = train_or_reuse(cfg, Path("runs") / name)
-        gen, att = (
-            evaluate_unit(model, "region-point", "action", tasks, seed + 1, context=c)
-            for c in ("generation", "identification")
-        )
-        rows[contexts] = {"generation_error": gen["error"], "attention_error": att["error"],
-                          "generation_success": gen["success_rate"],
-                          "attention_success": att["success_rate"]}  # fmt: skip
+        rows[contexts] = transfer_row(model, tasks, seed + 1)
     return rows
+
+
+def transfer_row(model, tasks: int, seed: int) -> dict:
+    """One row of the transfer table: region-point generation error of the move and
+    attention error of the color argument on held-out tasks drawn from seed."""
+    gen, att = (
+        evaluate_unit(model, "region-point", "action", tasks, seed, context=c)
+        for c in ("generation", "identification")
+    )
+    return {"generation_error": gen["error"], "attention_error": att["error"],
+            "generation_success": gen["success_rate"],
+            "attention_success": att["success_rate"]}  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -107,7 +120,11 @@ def main(argv=None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", type=Path, default=Path("assets/checkpoints/default.pt"))
+    p.add_argument(
+        "--checkpoint", type=Path,
+        help="checkpoint to evaluate (default: assets/checkpoints/default.pt); with "
+        "--transfer-table, its row of the table instead of training the four models",
+    )  # fmt: skip
     p.add_argument("--concepts", help="comma-separated families (default: all)")
     p.add_argument("--tasks", type=int, default=20, help="held-out tasks per family and role")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
@@ -125,18 +142,24 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        if args.transfer_table:
+        if args.transfer_table and args.checkpoint:
+            rows = {str(args.checkpoint): transfer_row(load_model(args.checkpoint), args.tasks,
+                                                       args.seed + 1)}  # fmt: skip
+        elif args.transfer_table:
             rows = transfer_table(
                 args.train_steps, args.seed, args.tasks, args.threads, args.pair_gate
             )
+        if args.transfer_table:
             print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
             for name, r in rows.items():
-                pg, pa = PAPER_TRANSFER[name]
+                pg, pa = PAPER_TRANSFER.get(name, PAPER_TRANSFER["both"])
                 print(f"{name:16s} {r['generation_error']:8.4f} {r['attention_error']:8.4f}"
                       f"   {pg:.3f} / {pa:.3f}")  # fmt: skip
-            out = {"transfer_table": rows, "paper": PAPER_TRANSFER,
-                   "train_steps": args.train_steps, "pair_gate": args.pair_gate}  # fmt: skip
+            out = {"transfer_table": rows, "paper": PAPER_TRANSFER, "seed": args.seed}
+            if not args.checkpoint:
+                out.update(train_steps=args.train_steps, pair_gate=args.pair_gate)
         else:
+            args.checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
             concepts = args.concepts.split(",") if args.concepts else None
             n_units = len(units(concepts))
             models = {"trained": load_model(args.checkpoint)}

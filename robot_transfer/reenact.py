@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from energy_model.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
 from energy_model.cli_config import add_config_flags  # noqa: E402
 from particle_world import Task, sample_task  # noqa: E402
 from particle_world.io import atomic_path, load_events  # noqa: E402
@@ -43,8 +44,6 @@ from robot_transfer.scene import build_scene  # noqa: E402
 from robot_transfer.transfer import COSTS, make_cost, sample_arrangement, score  # noqa: E402
 from robot_transfer.video import VideoRecorder, demo_inset  # noqa: E402
 
-DEFAULT_CHECKPOINT = "assets/checkpoints/default.pt"
-
 
 @dataclass
 class ReenactConfig:
@@ -54,7 +53,7 @@ class ReenactConfig:
     """Concept family whose demos particle_world generates (ignored with --demos)."""
     demos: str | None = None
     """A demo file (.npz written by `python -m particle_world sample`) instead of --concept."""
-    checkpoint: str = DEFAULT_CHECKPOINT
+    checkpoint: str = str(DEFAULT_CHECKPOINT)
     """Trained energy model (`python -m energy_model.train` writes one)."""
     robot: str = "arm"
     """arm, jaco, reacher, or a path to an MJCF .xml file (then give --ee-site)."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
-from energy_model.checkpoint import load_model
+from energy_model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from energy_model.config import ModelConfig, TrainConfig
 from energy_model.data import collate
 from energy_model.evaluation import EVAL_STREAM, evaluate_unit
@@ -39,7 +39,6 @@ from particle_world.render import (
 )
 from particle_world.tasks import Instance
 
-DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")
 DEFAULT_OUT = Path("docs/results")
 RUNS = Path("runs")
 FULL_TRAIN_STEPS = TrainConfig().steps

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from energy_model import network
 from energy_model.checkpoint import FORMAT_VERSION, CheckpointError, load_model, save_checkpoint
 from energy_model.config import InferenceConfig, ModelConfig
 from energy_model.data import TaskStream
@@ -42,6 +43,24 @@ def test_attended_rows_shortcut_is_exact(batch):
     w = torch.randn(len(x), 8)
     dense = net(x, att.clone().requires_grad_(), w, valid)
     assert torch.allclose(net(x, att, w, valid), dense, atol=1e-5)
+
+
+def test_every_row_mode_gives_one_energy_and_gradient(batch, monkeypatch):
+    """'all' (every row computed, the GPU default) against 'sparse' (the CPU default)."""
+    net = build_energy(ModelConfig(hidden=32, code_dim=8))
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    out = {}
+    for mode in ("sparse", "all"):
+        monkeypatch.setattr(network, "ROW_MODE", mode)
+        xg = x.clone().requires_grad_()
+        e = net(xg, att, w, valid)
+        out[mode] = (e, torch.autograd.grad(e.sum(), xg)[0])
+    for a, b in zip(out["sparse"], out["all"], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    monkeypatch.setattr(network, "ROW_MODE", "dense")
+    with pytest.raises(ValueError, match="ROW_MODE"):
+        net(x, att, w, valid)
 
 
 def test_relevance_gate_spans_the_papers_gate_and_attended_to_all(batch):

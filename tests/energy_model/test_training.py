@@ -1,8 +1,11 @@
 """A tiny meta-training run learns, and the training CLI behaves."""
 
+import json
+
 import pytest
 import torch
 
+from energy_model import evaluate as evaluate_cli
 from energy_model import train as train_cli
 from energy_model.algorithm import meta_loss
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
@@ -63,6 +66,7 @@ def test_run_directory_holds_config_curves_and_checkpoints(trained):
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Also with the resumed half's batches built by a data worker process: same data."""
     cfg = tiny_config(steps=4, checkpoint_every=2)
     train(cfg, tmp_path / "straight", quiet=True)
     calls = {"n": 0}
@@ -78,11 +82,21 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "resumed", quiet=True)
     monkeypatch.setattr(train_cli, "meta_loss", real_loss)
-    assert train_cli.main(["--out", str(tmp_path / "resumed"), "--resume", "--quiet"]) == 0
+    resume = ["--out", str(tmp_path / "resumed"), "--resume", "--quiet", "--workers", "1"]
+    assert train_cli.main(resume) == 0
     a = torch.load(tmp_path / "straight" / "final.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "resumed" / "final.pt", weights_only=True)["state_dict"]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_transfer_table_row_of_a_given_checkpoint(trained, tmp_path):
+    cfg, out, model = trained
+    path = tmp_path / "row.json"
+    argv = ["--transfer-table", "--checkpoint", str(out / "final.pt"), "--tasks", "2"]
+    assert evaluate_cli.main([*argv, "--json", str(path)]) == 0
+    (row,) = json.loads(path.read_text())["transfer_table"].values()
+    assert row == evaluate_cli.transfer_row(model, 2, seed=2)  # held-out seed: --seed + 1
 
 
 def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
