@@ -9,8 +9,9 @@
 # 3. the all-family training sized to TRAIN_SECONDS by that calibration -> $OUT/run/
 #    (final.pt is the checkpoint; the exact train command is printed before it starts).
 # Batch 256: the GPU step is bound by kernel launches, not arithmetic, so 8 times the CPU
-# default's tasks cost little more time per step; the trajectory family 'after' peaks near
-# 65 GB there with every pair computed (measured on the CPU: 254 MB per task).
+# default's tasks cost little more time per step; memory stays well inside the card (the
+# trajectory family 'after', the largest, took 254 MB per task on the CPU with every pair
+# computed, so at most 65 GB at batch 256; the default computes fewer rows).
 set -euo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 OUT=${OUT:-runs/gpu}

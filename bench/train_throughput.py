@@ -2,8 +2,8 @@
 
 An event is one scene through the unrolled chains (demo code inference, query generation
 and identification). Measured on region-point scenes of exactly N entities, naive (every
-pair computed) against sparse (only attended rows when the gate is an exact mask; the
-default on a CPU, while a GPU computes every row: see energy_model.network.ROW_MODE).
+pair computed) against sparse (only attended rows when the gate is an exact mask, the
+default: see energy_model.network.ROW_MODE).
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
                                      [--device cpu] [--json bench/train_throughput.json]
@@ -32,7 +32,7 @@ def measure(batches: list, device: str, mode: str) -> dict:
     torch.manual_seed(0)
     model = ConceptModel(ModelConfig(), InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    network.ROW_MODE = mode
+    default, network.ROW_MODE = network.ROW_MODE, mode
     try:
         times = []
         for i, batch in enumerate(batches):
@@ -46,7 +46,7 @@ def measure(batches: list, device: str, mode: str) -> dict:
             if i:
                 times.append(time.perf_counter() - t)
     finally:
-        network.ROW_MODE = "auto"
+        network.ROW_MODE = default
     sec = sorted(times)[len(times) // 2]
     b, kd, _, n, _ = batches[0].demo_x.shape
     events = b * (kd + batches[0].query_x.shape[1])

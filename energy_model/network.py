@@ -125,11 +125,12 @@ class RelationEnergy(EnergyNet):
         return (g + (1 - g) * rho.squeeze(-1)) * vf
 
 
-ROW_MODES = ("auto", "sparse", "all")
-ROW_MODE = "auto"
+ROW_MODES = ("sparse", "all")
+ROW_MODE = "sparse"
 """Which rows of the pair sum are computed: 'sparse' only those that can count, 'all' every
-(b, i), 'auto' sparse on the CPU and all on accelerators (bench/train_throughput.py measures
-both). The energy is the same either way; only the speed differs."""
+(b, i), the zero weights doing the masking. The energy is the same; sparse was faster on
+both machines measured (bench/train_throughput*.json): 2x on this CPU, 4 to 24% on an
+H200 GPU, although finding the rows reads the mask back to the host."""
 
 
 def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):
@@ -137,12 +138,10 @@ def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):
 
     Sparse: padded entities never count, and when the gate is an exact, constant 0/1 mask
     (demos, generation) only attended rows do: computing just those is exact and several
-    times faster on a CPU, since most concepts attend one or two entities of up to eight.
-    Finding them reads the mask on the host, which on a GPU stalls the queue of kernels
-    every call, so there every row is computed and the zero weights do the masking."""
+    times faster, since most concepts attend one or two entities of up to eight."""
     if ROW_MODE not in ROW_MODES:
         raise ValueError(f"ROW_MODE must be one of {ROW_MODES}, got {ROW_MODE!r}")
-    if ROW_MODE == "all" or (ROW_MODE == "auto" and row_w.device.type != "cpu"):
+    if ROW_MODE == "all":
         b, n = valid.shape
         rows = torch.arange(b * n, device=valid.device)
         return rows // n, rows % n

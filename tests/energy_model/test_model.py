@@ -46,7 +46,7 @@ def test_attended_rows_shortcut_is_exact(batch):
 
 
 def test_every_row_mode_gives_one_energy_and_gradient(batch, monkeypatch):
-    """'all' (every row computed, the GPU default) against 'sparse' (the CPU default)."""
+    """'all' (every row computed) against 'sparse' (the default: only rows that can count)."""
     net = build_energy(ModelConfig(hidden=32, code_dim=8))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
