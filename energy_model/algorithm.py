@@ -8,6 +8,7 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + energy_reg * (E_pos^2 + E_neg^2)                     (keeps a linear head bounded)
 + target * (|x~ - x^1|^2 + BCE(a~, a))                  (optional: the chains' outputs
                                                         supervised, codes and all)
++ code_contrast * softplus(E(x, a, w) - E(x, a, w'))    (optional: w' another task's code)
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ CONTEXTS = ("both", "generation", "identification")
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(0, 1)
+
+
+def _other_tasks(w: torch.Tensor, kq: int) -> torch.Tensor:
+    """Per query, the code of the previous task in the batch (a different concept, almost
+    always: tasks are drawn independently over all families and arguments)."""
+    return w.roll(1, dims=0).repeat_interleave(kq, dim=0)
 
 
 def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[str, torch.Tensor]:
@@ -51,6 +58,10 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.kl:
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
             total = total + out["kl_x"]
+        if cfg.code_contrast > 0:
+            e_other = model.generation_energy(traj, att, _other_tasks(w_x, kq), valid)
+            out["cc_x"] = F.softplus(e_pos - e_other).mean()
+            total = total + cfg.code_contrast * out["cc_x"]
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
             out["target_x"] = sq.flatten(1).sum(1).mean()
@@ -71,6 +82,10 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
                 x0, gate_tilde, wq.detach(), valid, frozen
             ).mean()
             total = total + out["kl_a"]
+        if cfg.code_contrast > 0:
+            e_other = model.identification_energy(x0, att, _other_tasks(w_a, kq), valid)
+            out["cc_a"] = F.softplus(e_pos - e_other).mean()
+            total = total + cfg.code_contrast * out["cc_a"]
         if cfg.target > 0:
             bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
             out["target_a"] = (bce * valid).sum(1).mean()

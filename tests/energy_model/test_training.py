@@ -1,6 +1,7 @@
 """A tiny meta-training run learns, and the training CLI behaves."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -123,3 +124,18 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     assert out["target_x"] > 0 and out["target_a"] > 0
     (out["target_x"] + out["target_a"]).backward()
     assert model.code_init.grad.abs().sum(1).gt(0).all()  # both contexts' starts
+
+
+def test_code_contrast_scores_the_truth_under_another_tasks_code():
+    """With loss.code_contrast > 0 each query's outcome is scored under its own code and the
+    previous task's; the term is log 2 while codes are all alike (an untrained encoder
+    gives every task the same start), and its gradient reaches the encoder."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config())
+    batch = TaskStream([("region-point", "action")], 4, seed=2, n_entities=(3, 4)).batch(0)
+    assert "cc_x" not in meta_loss(model, batch, LossConfig())
+    out = meta_loss(model, batch, LossConfig(code_contrast=1.0))
+    for key in ("cc_x", "cc_a"):
+        assert abs(out[key].item() - math.log(2)) < 0.05
+    (out["cc_x"] + out["cc_a"]).backward()
+    assert model.encoder.out.weight.grad.abs().sum() > 0
