@@ -13,6 +13,9 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +30,14 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(0, 1)
 
 
+def scheduled(cfg: LossConfig, step: int, steps: int) -> LossConfig:
+    """The loss config at a training step: the target weight after its decay (target_decay)."""
+    if cfg.target_decay <= 0:
+        return cfg
+    progress = min(step / (cfg.target_decay * steps), 1.0)
+    return replace(cfg, target=cfg.target * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def _other_tasks(w: torch.Tensor, kq: int) -> torch.Tensor:
     """Per query, the code of the previous task in the batch (a different concept, almost
     always: tasks are drawn independently over all families and arguments)."""
@@ -37,6 +48,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     """The loss terms of Algorithm 1 for a batch; 'loss' is their weighted sum."""
     if cfg.contexts not in CONTEXTS:
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
+    if not 0 <= cfg.target_decay <= 1:
+        raise ValueError(f"target_decay must be in [0, 1], got {cfg.target_decay}")
     w_x, w_a = model.infer_codes(
         batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True, contexts=cfg.contexts
     )

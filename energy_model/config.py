@@ -97,6 +97,10 @@ class LossConfig:
     """Weight of a supervised loss on the samplers' outputs (squared distance of x~ to the
     demonstrated x^1, cross-entropy of a~ against the true attention), differentiated
     through the unrolled chains and the code inference, as in IREM (Du et al. 2022); 0 off."""
+    target_decay: float = 0.0
+    """0: the target weight stays constant; f in (0, 1]: it decays on a cosine to 0 at
+    fraction f of training and stays 0 after, so the supervised term can bootstrap codes
+    that carry the concept and then leave the energy free to keep several answers."""
     code_contrast: float = 0.0
     """Weight of softplus(E(x, a, w_own) - E(x, a, w_other)) on each query's true outcome,
     w_other the code inferred for another task of the batch: the energy must depend on the

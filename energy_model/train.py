@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from energy_model.algorithm import meta_loss
+from energy_model.algorithm import meta_loss, scheduled
 from energy_model.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from energy_model.cli_config import add_config_flags, build_config
 from energy_model.config import TrainConfig
@@ -100,7 +100,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     for step in bar:
         batch = next(batches).to(cfg.device)
         try:
-            terms = meta_loss(model, batch, cfg.loss)
+            terms = meta_loss(model, batch, scheduled(cfg.loss, step, cfg.steps))
             _check_finite(terms, step, cfg.max_energy)
         except (SamplerDiverged, TrainingDiverged) as exc:
             log.close()

@@ -8,7 +8,7 @@ import torch
 
 from energy_model import evaluate as evaluate_cli
 from energy_model import train as train_cli
-from energy_model.algorithm import meta_loss
+from energy_model.algorithm import meta_loss, scheduled
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
 from energy_model.data import TaskStream
 from energy_model.evaluation import evaluate_unit
@@ -139,3 +139,13 @@ def test_code_contrast_scores_the_truth_under_another_tasks_code():
         assert abs(out[key].item() - math.log(2)) < 0.05
     (out["cc_x"] + out["cc_a"]).backward()
     assert model.encoder.out.weight.grad.abs().sum() > 0
+
+
+def test_target_weight_decays_on_its_schedule_and_bad_fractions_are_refused():
+    cfg = LossConfig(target=2.0, target_decay=0.5)
+    weights = [scheduled(cfg, step, 100).target for step in (0, 25, 50, 99)]
+    assert weights == pytest.approx([2.0, 1.0, 0.0, 0.0], abs=1e-9)
+    assert scheduled(LossConfig(target=2.0), 99, 100).target == 2.0  # no decay by default
+    batch = TaskStream([("region-point", "action")], 2, seed=2, n_entities=(3, 4)).batch(0)
+    with pytest.raises(ValueError, match="target_decay"):
+        meta_loss(build_model(tiny_config()), batch, LossConfig(target_decay=1.5))
