@@ -43,7 +43,7 @@ def measure(batches: list, device: str, mode: str) -> dict:
             opt.step()
             if device == "cuda":
                 torch.cuda.synchronize()
-            if i:
+            if i:  # the first step warms up
                 times.append(time.perf_counter() - t)
     finally:
         network.ROW_MODE = default

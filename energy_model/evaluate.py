@@ -142,14 +142,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        if args.transfer_table and args.checkpoint:
-            rows = {str(args.checkpoint): transfer_row(load_model(args.checkpoint), args.tasks,
-                                                       args.seed + 1)}  # fmt: skip
-        elif args.transfer_table:
-            rows = transfer_table(
-                args.train_steps, args.seed, args.tasks, args.threads, args.pair_gate
-            )
         if args.transfer_table:
+            if args.checkpoint:
+                model = load_model(args.checkpoint)
+                rows = {str(args.checkpoint): transfer_row(model, args.tasks, args.seed + 1)}
+            else:
+                rows = transfer_table(
+                    args.train_steps, args.seed, args.tasks, args.threads, args.pair_gate
+                )
             print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
             for name, r in rows.items():
                 pg, pa = PAPER_TRANSFER.get(name, PAPER_TRANSFER["both"])
