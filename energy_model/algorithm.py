@@ -8,7 +8,9 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + energy_reg * (E_pos^2 + E_neg^2)                     (keeps a linear head bounded)
 + target * (|x~ - x^1|^2 + BCE(a~, a))                  (optional: the chains' outputs
                                                         supervised, codes and all)
-+ code_contrast * softplus(E(x, a, w) - E(x, a, w'))    (optional: w' another task's code)
++ code_contrast * softplus(E(x, a, w) - E(x, a, w'))    (optional: w' the partner task's
+                                                        code, a sibling concept's when the
+                                                        batch is drawn in sibling pairs)
 """
 
 from __future__ import annotations
@@ -38,10 +40,9 @@ def scheduled(cfg: LossConfig, step: int, steps: int) -> LossConfig:
     return replace(cfg, target=cfg.target * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _other_tasks(w: torch.Tensor, kq: int) -> torch.Tensor:
-    """Per query, the code of the previous task in the batch (a different concept, almost
-    always: tasks are drawn independently over all families and arguments)."""
-    return w.roll(1, dims=0).repeat_interleave(kq, dim=0)
+def _partner_codes(w: torch.Tensor, batch: TaskBatch, kq: int) -> torch.Tensor:
+    """Per query, the code inferred for its task's partner (TaskBatch.partner)."""
+    return w[batch.partner.to(w.device)].repeat_interleave(kq, dim=0)
 
 
 def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[str, torch.Tensor]:
@@ -72,7 +73,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
             total = total + out["kl_x"]
         if cfg.code_contrast > 0:
-            e_other = model.generation_energy(traj, att, _other_tasks(w_x, kq), valid)
+            e_other = model.generation_energy(traj, att, _partner_codes(w_x, batch, kq), valid)
             out["cc_x"] = F.softplus(e_pos - e_other).mean()
             total = total + cfg.code_contrast * out["cc_x"]
         if cfg.target > 0:
@@ -96,7 +97,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             ).mean()
             total = total + out["kl_a"]
         if cfg.code_contrast > 0:
-            e_other = model.identification_energy(x0, att, _other_tasks(w_a, kq), valid)
+            e_other = model.identification_energy(x0, att, _partner_codes(w_a, batch, kq), valid)
             out["cc_a"] = F.softplus(e_pos - e_other).mean()
             total = total + cfg.code_contrast * out["cc_a"]
         if cfg.target > 0:

@@ -16,6 +16,10 @@ class ModelConfig:
     """Relation network over entity pairs (eq. 4); False is the paper's per-entity 'no RN'."""
     head: str = "linear"
     """'linear': E = f(.), trained with an energy^2 regulariser; 'square': the paper's f(.)^2."""
+    code_film: bool = False
+    """Also scale and shift g's second hidden layer by the code (FiLM: h * (1 + gamma(w)) +
+    beta(w), zero-initialised), so the code can switch features of every pair on and off
+    instead of only shifting g's input. Off: measured worse (README, ablations)."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':
@@ -103,8 +107,9 @@ class LossConfig:
     that carry the concept and then leave the energy free to keep several answers."""
     code_contrast: float = 0.0
     """Weight of softplus(E(x, a, w_own) - E(x, a, w_other)) on each query's true outcome,
-    w_other the code inferred for another task of the batch: the energy must depend on the
-    code and the codes of different concepts must differ; 0 off."""
+    w_other the code inferred for a sibling task: with it on, batches come in pairs of
+    sibling concepts (north and west, region-point and region-circle, two colors), so codes
+    must carry what tells siblings apart, not only the family's kind; 0 off."""
 
 
 @dataclass

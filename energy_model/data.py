@@ -16,7 +16,8 @@ from particle_world.tasks import DEFAULT_ENTITIES, Instance
 @dataclass
 class TaskBatch:
     """B tasks: demos x [B, Kd, T+1, N, D], attention and valid [B, Kd, N]; queries likewise
-    with Kq events."""
+    with Kq events. partner [B]: the task each task is contrasted with (the code-contrast
+    loss), its sibling when the batch was drawn in sibling pairs, else the previous task."""
 
     demo_x: torch.Tensor
     demo_att: torch.Tensor
@@ -24,6 +25,7 @@ class TaskBatch:
     query_x: torch.Tensor
     query_att: torch.Tensor
     query_valid: torch.Tensor
+    partner: torch.Tensor
     instances: list[Instance]
 
     def to(self, device) -> TaskBatch:
@@ -43,12 +45,16 @@ def _stack(batches: list[EventBatch], n: int):
     return torch.from_numpy(x), torch.from_numpy(att), torch.from_numpy(val)
 
 
-def collate(tasks: list[Task]) -> TaskBatch:
-    """Tasks of one horizon padded to the largest entity count among them."""
+def collate(tasks: list[Task], paired: bool = False) -> TaskBatch:
+    """Tasks of one horizon padded to the largest entity count among them; paired: tasks
+    2k and 2k+1 are each other's partner."""
     n = max(max(t.demos.x.shape[2], t.queries.x.shape[2]) for t in tasks)
+    idx = torch.arange(len(tasks))
+    partner = idx ^ 1 if paired else idx.roll(1)
     return TaskBatch(
         *_stack([t.demos for t in tasks], n),
         *_stack([t.queries for t in tasks], n),
+        partner=partner,
         instances=[t.instance for t in tasks],
     )
 
@@ -62,6 +68,21 @@ def units(concepts: list[str] | None = None, roles: tuple[str, ...] = ("argument
     return out
 
 
+def sibling_units(unit: tuple[str, str], pool: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The units of pool in the same role whose family is defined in the same module as
+    unit's (north: south, east, west, between; region-point: the other regions), unit itself
+    when it has none: variations of one idea, so a code must tell them apart by the concept,
+    not by the family's kind."""
+
+    def module(family):
+        fam = get_family(family)
+        return type(fam.action or fam.argument).__module__
+
+    family, role = unit
+    same = [u for u in pool if u[1] == role and u != unit and module(u[0]) == module(family)]
+    return same or [unit]
+
+
 def unit_horizon(family: str, role: str) -> int:
     fam = get_family(family)
     return fam.action.horizon if role == "action" else 1
@@ -71,7 +92,8 @@ class TaskStream(Dataset):
     """Batches indexed by training step: batch s draws from np.random.default_rng([seed, s]),
     so a resumed run, or one with any number of data workers, sees the same data. Each batch
     holds one horizon (one-step or trajectory events), chosen in proportion to how many
-    (family, role) units have it."""
+    (family, role) units have it. paired: tasks come in pairs of a uniformly drawn unit and
+    one of its siblings (sibling_units), hard negatives for the code-contrast loss."""
 
     def __init__(
         self,
@@ -81,7 +103,11 @@ class TaskStream(Dataset):
         n_demos: int = 5,
         n_queries: int = 5,
         n_entities: tuple[int, int] = DEFAULT_ENTITIES,
+        paired: bool = False,
     ):
+        if paired and batch_size % 2:
+            raise ValueError(f"paired batches need an even batch size, got {batch_size}")
+        self.paired = paired
         self.groups: dict[int, list] = {}
         for u in unit_list:
             self.groups.setdefault(unit_horizon(*u), []).append(u)
@@ -93,13 +119,18 @@ class TaskStream(Dataset):
         keys = sorted(self.groups)
         sizes = np.array([len(self.groups[k]) for k in keys], dtype=float)
         group = self.groups[keys[rng.choice(len(keys), p=sizes / sizes.sum())]]
-        tasks = []
-        for _ in range(self.batch_size):
-            family, role = group[rng.integers(len(group))]
-            tasks.append(
-                sample_task(family, rng, self.n_demos, self.n_queries, self.n_entities, role=role)
-            )
-        return collate(tasks)
+        picked = []
+        while len(picked) < self.batch_size:
+            unit = group[rng.integers(len(group))]
+            picked.append(unit)
+            if self.paired:
+                siblings = sibling_units(unit, group)
+                picked.append(siblings[rng.integers(len(siblings))])
+        tasks = [
+            sample_task(family, rng, self.n_demos, self.n_queries, self.n_entities, role=role)
+            for family, role in picked
+        ]
+        return collate(tasks, self.paired)
 
     __getitem__ = batch
 

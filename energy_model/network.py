@@ -44,6 +44,22 @@ class EnergyNet(nn.Module):
             raise ValueError(f"head must be 'linear' or 'square', got {cfg.head!r}")
         self.cfg = cfg
         self.f = _mlp(cfg.hidden + cfg.code_dim, cfg.hidden, 1)
+        self.film = None
+        if cfg.code_film:
+            self.film = nn.Linear(cfg.code_dim, 2 * cfg.hidden)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+
+    def modulate(self, h: torch.Tensor, w: torch.Tensor, rows=None) -> torch.Tensor:
+        """FiLM of g's hidden layer h [R, ..., H] by the code w [B, C] (rows: the batch row
+        of each of h's R rows, when R is not B); h itself when code_film is off."""
+        if self.film is None:
+            return h
+        gb = self.film(w)
+        if rows is not None:
+            gb = gb[rows]
+        gamma, beta = gb.view(gb.shape[0], *([1] * (h.dim() - 2)), -1).chunk(2, dim=-1)
+        return h * (1 + gamma) + beta
 
     def head(self, pooled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
@@ -104,7 +120,7 @@ class RelationEnergy(EnergyNet):
             + first_j[bi]  # [P, S, N, H]
             + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
         )  # [P, S, N, H]
-        pair = self.g_rest(pre)  # [P, S, N, H]
+        pair = self.g_rest[2:](self.modulate(self.g_rest[:2](pre), w, bi))  # [P, S, N, H]
         wj = self._pair_weight(feats, g, vf, w)  # [B, N]
         wj = wj / vf.sum(-1, keepdim=True).clamp(min=1.0)
         per_row = (wj[bi][:, None, None, :] @ pair).squeeze(-2).sum(1)  # [P, H]
@@ -160,7 +176,8 @@ class EntityEnergy(EnergyNet):
         self.check(x, gate, w, valid)
         feats = _with_time(x)
         b, s, n, _ = feats.shape
-        per = self.g(torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1))
+        inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
+        per = self.g[3:](self.modulate(self.g[:3](inp), w))
         pooled = torch.einsum("bsih,bi->bh", per, gate.to(x.dtype) * valid.to(x.dtype))
         return self.head(pooled, w)
 

@@ -81,7 +81,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         torch.set_rng_state(ckpt["torch_rng"])
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     unit_list = units(cfg.concepts)
-    stream = TaskStream(unit_list, cfg.batch_size, cfg.seed, n_entities=cfg.n_entities)
+    stream = TaskStream(
+        unit_list, cfg.batch_size, cfg.seed, n_entities=cfg.n_entities,
+        paired=cfg.loss.code_contrast > 0,
+    )  # fmt: skip
 
     def checkpoint(name: str, step: int, resumable: bool = True) -> None:
         extra = {"step": step, "train_config": asdict(cfg)}

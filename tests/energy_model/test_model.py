@@ -84,6 +84,22 @@ def test_relevance_gate_spans_the_papers_gate_and_attended_to_all(batch):
     )
 
 
+@pytest.mark.parametrize("relational", [True, False])
+def test_code_film_starts_as_the_plain_network_and_then_depends_on_the_code(batch, relational):
+    """FiLM is zero-initialised: untrained, the network is the one without it; once its
+    weights move, the same input scores differently under two codes through it alone."""
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    torch.manual_seed(0)
+    film = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational, code_film=True))
+    plain = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational))
+    assert film.film is not None and plain.film is None
+    plain.load_state_dict(film.state_dict(), strict=False)
+    w = torch.randn(len(x), 8)
+    assert torch.allclose(film(x, att, w, valid), plain(x, att, w, valid), atol=1e-6)
+    torch.nn.init.normal_(film.film.weight)
+    assert not torch.allclose(film(x, att, w, valid), plain(x, att, w, valid), atol=1e-4)
+
+
 def test_each_context_infers_its_code_from_its_own_start(batch):
     """w_x and w_a start from separate learned vectors: generation's loss reaches only its own."""
     model = small_model()

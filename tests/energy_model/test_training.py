@@ -127,8 +127,8 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
 
 
 def test_code_contrast_scores_the_truth_under_another_tasks_code():
-    """With loss.code_contrast > 0 each query's outcome is scored under its own code and the
-    previous task's; the term is log 2 while codes are all alike (an untrained encoder
+    """With loss.code_contrast > 0 each query's outcome is scored under its own code and its
+    partner task's; the term is log 2 while codes are all alike (an untrained encoder
     gives every task the same start), and its gradient reaches the encoder."""
     torch.manual_seed(0)
     model = build_model(tiny_config())
@@ -139,6 +139,27 @@ def test_code_contrast_scores_the_truth_under_another_tasks_code():
         assert abs(out[key].item() - math.log(2)) < 0.05
     (out["cc_x"] + out["cc_a"]).backward()
     assert model.encoder.out.weight.grad.abs().sum() > 0
+
+
+def test_paired_batches_hold_sibling_concepts_side_by_side():
+    """Paired: task 2k's partner is task 2k+1, a family of the same module in the same role
+    (north with south, east, west or between); unpaired: the previous task."""
+    from energy_model.data import sibling_units, units
+
+    pool = units()
+    assert set(sibling_units(("north", "action"), pool)) == {
+        ("south", "action"), ("east", "action"), ("west", "action"), ("between", "action")
+    }  # fmt: skip
+    assert sibling_units(("color", "argument"), pool) == [("color", "argument")]
+    batch = TaskStream(pool, 8, seed=5, n_entities=(3, 4), paired=True).batch(0)
+    assert batch.partner.tolist() == [1, 0, 3, 2, 5, 4, 7, 6]
+    for k in range(0, 8, 2):
+        a, b = batch.instances[k], batch.instances[k + 1]
+        assert (b.family, b.role) in sibling_units((a.family, a.role), pool)
+    plain = TaskStream(pool, 4, seed=5, n_entities=(3, 4)).batch(0)
+    assert plain.partner.tolist() == [3, 0, 1, 2]
+    with pytest.raises(ValueError, match="even batch size"):
+        TaskStream(pool, 3, seed=5, paired=True)
 
 
 def test_target_weight_decays_on_its_schedule_and_bad_fractions_are_refused():
