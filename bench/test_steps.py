@@ -1,0 +1,72 @@
+"""How does the length of the test-time Langevin chains change held-out success?
+
+The model is trained with K steps per chain (10); at test time the chains for x and a can
+run longer, the learned step size of the last step reused. This evaluates one checkpoint
+at several chain lengths on the same held-out tasks and prints success per family.
+
+    python bench/test_steps.py [--checkpoint assets/checkpoints/default.pt] [--steps 10 20 30]
+                               [--tasks 20] [--seed 1] [--json bench/test_steps.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
+from energy_model.data import units
+from energy_model.evaluation import evaluate
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    p.add_argument("--steps", type=int, nargs="+", default=[10, 20, 30])
+    p.add_argument("--concepts", help="comma-separated families (default: all)")
+    p.add_argument("--tasks", type=int, default=20, help="held-out tasks per family and role")
+    p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
+    p.add_argument("--json", type=Path, default=Path("bench/test_steps.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        model = load_model(args.checkpoint)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    concepts = args.concepts.split(",") if args.concepts else None
+    success: dict[int, dict[str, float]] = {}
+    with tqdm(total=len(units(concepts)) * len(args.steps), ncols=100) as bar:
+        for k in args.steps:
+            result = evaluate(model, concepts, args.tasks, args.seed, k, progress=bar)
+            success[k] = {c: r["success_rate"] for c, r in result["concepts"].items()}
+    families = list(success[args.steps[0]])
+    print(f"{'concept':16s}" + "".join(f"{f'K={k}':>8s}" for k in args.steps))
+    for c in families:
+        print(f"{c:16s}" + "".join(f"{100 * success[k][c]:7.0f}%" for k in args.steps))
+    means = {k: float(np.mean(list(success[k].values()))) for k in args.steps}
+    print(f"{'mean':16s}" + "".join(f"{100 * means[k]:7.1f}%" for k in args.steps))
+    args.json.write_text(
+        json.dumps(
+            {
+                "checkpoint": str(args.checkpoint),
+                "tasks": args.tasks,
+                "seed": args.seed,
+                "success": {str(k): success[k] for k in args.steps},
+                "mean_success": {str(k): means[k] for k in args.steps},
+            },
+            indent=2,
+        )  # fmt: skip
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
