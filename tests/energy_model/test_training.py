@@ -8,7 +8,7 @@ import torch
 
 from energy_model import evaluate as evaluate_cli
 from energy_model import train as train_cli
-from energy_model.algorithm import meta_loss, scheduled
+from energy_model.algorithm import _code_contrast, meta_loss, scheduled
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
 from energy_model.data import TaskStream
 from energy_model.evaluation import evaluate_unit
@@ -137,6 +137,12 @@ def test_code_contrast_scores_the_truth_under_another_tasks_code():
     out = meta_loss(model, batch, LossConfig(code_contrast=1.0))
     for key in ("cc_x", "cc_a"):
         assert abs(out[key].item() - math.log(2)) < 0.05
+    # the partner-code energies are regularised like the others, or they grow without bound
+    logged: dict = {}
+    term = _code_contrast(logged, "x", torch.zeros(2), torch.full((2,), 3.0),
+                          LossConfig(code_contrast=2.0, energy_reg=0.1))  # fmt: skip
+    assert term.item() == pytest.approx(2 * math.log1p(math.exp(-3.0)) + 0.1 * 9.0)
+    assert logged["e_other_x"].item() == 3.0
     (out["cc_x"] + out["cc_a"]).backward()
     assert model.encoder.out.weight.grad.abs().sum() > 0
 
