@@ -63,7 +63,7 @@ def main(argv=None) -> None:
                       f"{'     -' if ident is None else f'{ident:6.2f}'} "
                       f"{'      -' if err2d is None else f'{err2d:7.4f}'}")  # fmt: skip
                 with atomic_path(args.json) as tmp:
-                    tmp.write_text(json.dumps(result, indent=1))
+                    tmp.write_text(json.dumps(result, indent=1, default=str))  # paths as text
 
 
 def cell(robot: str, controller: str, concept: str, args) -> dict:
