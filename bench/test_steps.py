@@ -63,7 +63,7 @@ def main(argv=None) -> int:
                 "mean_success": {str(k): means[k] for k in args.steps},
             },
             indent=2,
-        )  # fmt: skip
+        )
     )
     return 0
 

@@ -111,6 +111,7 @@ class TaskStream(Dataset):
         self.groups: dict[int, list] = {}
         for u in unit_list:
             self.groups.setdefault(unit_horizon(*u), []).append(u)
+        self.siblings = {u: sibling_units(u, g) for g in self.groups.values() for u in g}
         self.batch_size, self.seed = batch_size, seed
         self.n_demos, self.n_queries, self.n_entities = n_demos, n_queries, n_entities
 
@@ -124,7 +125,7 @@ class TaskStream(Dataset):
             unit = group[rng.integers(len(group))]
             picked.append(unit)
             if self.paired:
-                siblings = sibling_units(unit, group)
+                siblings = self.siblings[unit]
                 picked.append(siblings[rng.integers(len(siblings))])
         tasks = [
             sample_task(family, rng, self.n_demos, self.n_queries, self.n_entities, role=role)
