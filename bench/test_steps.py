@@ -2,7 +2,9 @@
 
 The model is trained with K steps per chain (10); at test time the chains for x and a can
 run longer, the learned step size of the last step reused. This evaluates one checkpoint
-at several chain lengths on the same held-out tasks and prints success per family.
+at several chain lengths on the same held-out tasks and prints success per family, and in a
+last column ('demos') with the length picked per task among them on its own demos
+(energy_model.chain_length).
 
     python bench/test_steps.py [--checkpoint assets/checkpoints/default.pt] [--steps 10 20 30]
                                [--tasks 20] [--seed 1] [--json bench/test_steps.json]
@@ -42,25 +44,26 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     concepts = args.concepts.split(",") if args.concepts else None
-    success: dict[int, dict[str, float]] = {}
-    with tqdm(total=len(units(concepts)) * len(args.steps), ncols=100) as bar:
-        for k in args.steps:
-            result = evaluate(model, concepts, args.tasks, args.seed, k, progress=bar)
-            success[k] = {c: r["success_rate"] for c, r in result["concepts"].items()}
-    families = list(success[args.steps[0]])
-    print(f"{'concept':16s}" + "".join(f"{f'K={k}':>8s}" for k in args.steps))
+    columns = {f"K={k}": k for k in args.steps} | {"demos": args.steps}
+    success: dict[str, dict[str, float]] = {}
+    with tqdm(total=len(units(concepts)) * len(columns), ncols=100) as bar:
+        for name, steps in columns.items():
+            result = evaluate(model, concepts, args.tasks, args.seed, steps, progress=bar)
+            success[name] = {c: r["success_rate"] for c, r in result["concepts"].items()}
+    families = list(success["demos"])
+    print(f"{'concept':16s}" + "".join(f"{name:>8s}" for name in columns))
     for c in families:
-        print(f"{c:16s}" + "".join(f"{100 * success[k][c]:7.0f}%" for k in args.steps))
-    means = {k: float(np.mean(list(success[k].values()))) for k in args.steps}
-    print(f"{'mean':16s}" + "".join(f"{100 * means[k]:7.1f}%" for k in args.steps))
+        print(f"{c:16s}" + "".join(f"{100 * success[name][c]:7.0f}%" for name in columns))
+    means = {name: float(np.mean(list(success[name].values()))) for name in columns}
+    print(f"{'mean':16s}" + "".join(f"{100 * means[name]:7.1f}%" for name in columns))
     args.json.write_text(
         json.dumps(
             {
                 "checkpoint": str(args.checkpoint),
                 "tasks": args.tasks,
                 "seed": args.seed,
-                "success": {str(k): success[k] for k in args.steps},
-                "mean_success": {str(k): means[k] for k in args.steps},
+                "success": {name.removeprefix("K="): success[name] for name in columns},
+                "mean_success": {name.removeprefix("K="): means[name] for name in columns},
             },
             indent=2,
         )

@@ -17,6 +17,9 @@ from particle_world import entities as E
 from particle_world.io import atomic_path
 
 FORMAT_VERSION = 3
+LEGACY_MODEL_CONFIG = {"motion_features": False}
+"""Model switches added within this format version, with the value that a checkpoint written
+before them was trained with (gpu_all.pt and gpu_region_point.pt predate motion_features)."""
 DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")
 """The shipped all-family model (README: how it was trained), relative to the repo root."""
 
@@ -85,11 +88,16 @@ def load_model(path, device="cpu") -> ConceptModel:
     """A ConceptModel from a checkpoint, in eval mode on the given device."""
     ckpt = read_checkpoint(path, device)
     model = ConceptModel(
-        from_dict(ModelConfig, ckpt["model_config"]),
+        from_dict(ModelConfig, {**LEGACY_MODEL_CONFIG, **ckpt["model_config"]}),
         from_dict(InferenceConfig, ckpt["inference_config"]),
     )
+    load_weights(model, ckpt, path)
+    return model.to(device).eval()
+
+
+def load_weights(model: ConceptModel, ckpt: dict, path) -> None:
+    """Put a checkpoint's weights into model, or say why they do not fit its config."""
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the saved config ({exc})") from exc
-    return model.to(device).eval()
+        raise CheckpointError(f"{path}: weights do not fit the config ({exc})") from exc

@@ -69,6 +69,13 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def untrained_like(path) -> torch.nn.Module:
     """A freshly initialised network with the checkpoint's config (the baseline row)."""
     from energy_model.train import build_model
@@ -128,7 +135,11 @@ def main(argv=None) -> int:
     p.add_argument("--concepts", help="comma-separated families (default: all)")
     p.add_argument("--tasks", type=int, default=20, help="held-out tasks per family and role")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
-    p.add_argument("--steps", type=int, help="test-time Langevin steps (default: as trained)")
+    p.add_argument(
+        "--steps", type=_positive, nargs="+", metavar="N",
+        help="test-time Langevin steps (default: as trained); several values: each task "
+        "picks among them the one that best reproduces its own demos",
+    )  # fmt: skip
     p.add_argument(
         "--entities", type=int, nargs=2, default=DEFAULT_ENTITIES, metavar=("MIN", "MAX"),
         help="entities per held-out scene (default: 3 8, as in training)",
@@ -141,6 +152,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    steps = args.steps[0] if args.steps and len(args.steps) == 1 else args.steps
     try:
         if args.transfer_table:
             if args.checkpoint:
@@ -169,7 +181,7 @@ def main(argv=None) -> int:
             with tqdm(total=n_units * len(models), ncols=100, desc="evaluating") as bar:
                 for name, model in models.items():
                     results[name] = evaluate(
-                        model, concepts, args.tasks, args.seed, args.steps,
+                        model, concepts, args.tasks, args.seed, steps,
                         tuple(args.entities), progress=bar,
                     )  # fmt: skip
             print(table(results))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
+from energy_model import chain_length
 from energy_model.data import collate, units
 from energy_model.model import ConceptModel
 from particle_world import get_family, sample_task
@@ -21,7 +24,7 @@ def evaluate_unit(
     role: str,
     n_tasks: int = 20,
     seed: int = 0,
-    steps: int | None = None,
+    steps: int | Sequence[int] | None = None,
     n_entities: tuple[int, int] = DEFAULT_ENTITIES,
     context: str | None = None,
     code_shift: int = 0,
@@ -31,7 +34,9 @@ def evaluate_unit(
     ('generation' or 'identification') overrides the role's: identification on an action
     family's tasks finds their argument (e.g. region-point's color). code_shift k gives each
     task the codes inferred from the demos of task i - k: with k != 0 the errors show how much
-    the codes, not what all instances share, carry the concept (bench/code_swap.py)."""
+    the codes, not what all instances share, carry the concept (bench/code_swap.py).
+    steps: the chains' length (None: as trained), or several candidate lengths, one picked
+    per task on its own demos (energy_model.chain_length)."""
     device = model.code_init.device
     tasks = [
         sample_task(family, np.random.default_rng([seed, EVAL_STREAM, i]), role=role,
@@ -50,11 +55,18 @@ def evaluate_unit(
         w_x, w_a = model.infer_codes(
             batch.demo_x, batch.demo_att, batch.demo_valid, steps=None, contexts=context
         )
-        w = (w_x if context == "generation" else w_a).roll(code_shift, 0).repeat_interleave(kq, 0)
-        if context == "generation":
-            out = model.generate(traj, att, w, valid, steps=steps)
+        w = (w_x if context == "generation" else w_a).roll(code_shift, 0)
+        if isinstance(steps, Sequence):
+            demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
+            queries = (batch.query_x, batch.query_att, batch.query_valid)
+            if context == "generation":
+                out, _ = chain_length.generate(model, demos, queries, w, steps)
+            else:
+                logits, _ = chain_length.identify(model, demos, queries, w, steps)
+        elif context == "generation":
+            out = model.generate(traj, att, w.repeat_interleave(kq, 0), valid, steps=steps)
         else:
-            logits = model.identify(traj[:, 0], w, valid, steps=steps)
+            logits = model.identify(traj[:, 0], w.repeat_interleave(kq, 0), valid, steps=steps)
     errors, successes = [], []
     for q in range(traj.shape[0]):
         inst = tasks[q // kq].instance
@@ -77,7 +89,7 @@ def evaluate(
     concepts: list[str] | None = None,
     n_tasks: int = 20,
     seed: int = 0,
-    steps: int | None = None,
+    steps: int | Sequence[int] | None = None,
     n_entities: tuple[int, int] = DEFAULT_ENTITIES,
     progress=None,
 ) -> dict:

@@ -8,7 +8,10 @@ Inputs, shared by both:
 Output: energy [B].
 
 Each state gets a time feature s / (S - 1) (0 when S = 1) so that trajectories can be told
-apart from sets of states.
+apart from sets of states, and (ModelConfig.motion_features) each entity its displacement
+since the first scored state, x_i^s - x_i^0 over position, so that a per-state pair term can
+see who has moved yet ("after": stay put until the cross moves). One-state inputs (one-step
+generation, identification, the robot's cost) have zero displacement and score as before.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from torch import nn
 from energy_model.config import ModelConfig
 from particle_world import entities as E
 
-ENTITY_FEATURES = E.DIM + 1  # entity features and the time feature
+
+def entity_features(cfg: ModelConfig) -> int:
+    """Per-entity input size: the entity, the time feature and, when on, the displacement."""
+    return E.DIM + 1 + (E.POS.stop - E.POS.start if cfg.motion_features else 0)
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -29,10 +35,14 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     )  # fmt: skip
 
 
-def _with_time(x: torch.Tensor) -> torch.Tensor:
+def _features(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """[B, S, N, F]: x, the time feature and (motion_features) the displacement since s = 0."""
     b, s, n, _ = x.shape
     t = torch.linspace(0.0, 1.0, s, device=x.device, dtype=x.dtype) if s > 1 else x.new_zeros(1)
-    return torch.cat([x, t.view(1, s, 1, 1).expand(b, s, n, 1)], dim=-1)  # [B, S, N, D+1]
+    parts = [x, t.view(1, s, 1, 1).expand(b, s, n, 1)]
+    if cfg.motion_features:
+        parts.append(x[..., E.POS] - x[:, :1, :, E.POS])
+    return torch.cat(parts, dim=-1)
 
 
 class EnergyNet(nn.Module):
@@ -98,17 +108,17 @@ class RelationEnergy(EnergyNet):
             raise ValueError(f"pair_gate must be one of {PAIR_GATES}, got {cfg.pair_gate!r}")
         self.relevance = None
         if cfg.pair_gate == "relevance":
-            self.relevance = nn.Linear(ENTITY_FEATURES + cfg.code_dim, 1)
+            self.relevance = nn.Linear(entity_features(cfg) + cfg.code_dim, 1)
             nn.init.constant_(self.relevance.bias, -3.0)  # starts near attended-pairs
         h = cfg.hidden
-        self.g_i = nn.Linear(ENTITY_FEATURES, h)
-        self.g_j = nn.Linear(ENTITY_FEATURES + 1, h, bias=False)
+        self.g_i = nn.Linear(entity_features(cfg), h)
+        self.g_j = nn.Linear(entity_features(cfg) + 1, h, bias=False)
         self.g_w = nn.Linear(cfg.code_dim, h, bias=False)
         self.g_rest = nn.Sequential(nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h))
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
-        feats = _with_time(x)  # [B, S, N, D+1]
+        feats = _features(x, self.cfg)  # [B, S, N, F]
         b, s, n, _ = feats.shape
         g = gate.to(x.dtype)
         vf = valid.to(x.dtype)
@@ -170,11 +180,11 @@ class EntityEnergy(EnergyNet):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        self.g = _mlp(ENTITY_FEATURES + cfg.code_dim, cfg.hidden, cfg.hidden)
+        self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
-        feats = _with_time(x)
+        feats = _features(x, self.cfg)
         b, s, n, _ = feats.shape
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
         per = self.g[3:](self.modulate(self.g[:3](inp), w))

@@ -22,7 +22,13 @@ import torch
 from tqdm import tqdm
 
 from energy_model.algorithm import meta_loss, scheduled
-from energy_model.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from energy_model.checkpoint import (
+    LEGACY_MODEL_CONFIG,
+    CheckpointError,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 from energy_model.cli_config import add_config_flags, build_config
 from energy_model.config import TrainConfig
 from energy_model.data import TaskStream, units
@@ -74,7 +80,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     start = 0
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
-        model.load_state_dict(ckpt["state_dict"])
+        load_weights(model, ckpt, out / "last.pt")
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start = ckpt["step"]
@@ -169,6 +175,7 @@ def main(argv=None) -> int:
     try:
         if args.resume:  # the saved config, with any flags given now on top
             base = json.loads((args.out / "config.json").read_text())
+            base["model"] = {**LEGACY_MODEL_CONFIG, **base.get("model", {})}
         else:
             base = paper_overrides() if args.paper else {}
             if args.config:

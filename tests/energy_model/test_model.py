@@ -11,6 +11,7 @@ from energy_model.config import InferenceConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 from energy_model.network import PAIR_GATES, build_energy
+from particle_world import entities as E
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,25 @@ def test_code_film_starts_as_the_plain_network_and_then_depends_on_the_code(batc
     assert torch.allclose(film(x, att, w, valid), plain(x, att, w, valid), atol=1e-6)
     torch.nn.init.normal_(film.film.weight)
     assert not torch.allclose(film(x, att, w, valid), plain(x, att, w, valid), atol=1e-4)
+
+
+@pytest.mark.parametrize("relational", [True, False])
+def test_motion_features_reach_trajectories_and_leave_single_states_alone(relational):
+    """The first layer's displacement columns change a trajectory's energy but not a single
+    state's (its displacement is zero): one-step generation, identification and the robot's
+    cost score as without motion features."""
+    torch.manual_seed(0)
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational))
+    disp = slice(E.DIM + 1, E.DIM + 3)  # after the entity and the time feature
+    columns = [net.g_i.weight, net.g_j.weight] if relational else [net.g[0].weight]
+    gate, w, valid = torch.tensor([[1.0, 0, 0, 0]] * 2), torch.randn(2, 8), torch.ones(2, 4).bool()
+    state, traj = torch.rand(2, 1, 4, E.DIM), torch.rand(2, 5, 4, E.DIM)
+    before = net(state, gate, w, valid), net(traj, gate, w, valid)
+    with torch.no_grad():
+        for weight in columns:
+            weight[:, disp] += torch.randn_like(weight[:, disp])
+    assert torch.equal(net(state, gate, w, valid), before[0])
+    assert not torch.allclose(net(traj, gate, w, valid), before[1], atol=1e-4)
 
 
 def test_each_context_infers_its_code_from_its_own_start(batch):
@@ -193,6 +213,19 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="train one"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_checkpoint_from_before_motion_features_loads_without_them(tmp_path, batch):
+    model = small_model(motion_features=False)
+    save_checkpoint(tmp_path / "m.pt", model)
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    del ckpt["model_config"]["motion_features"]
+    torch.save(ckpt, tmp_path / "legacy.pt")
+    loaded = load_model(tmp_path / "legacy.pt")
+    assert loaded.model_cfg.motion_features is False
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    assert torch.equal(model.energy(x, att, w, valid), loaded.energy(x, att, w, valid))
 
 
 def test_evaluation_is_reproducible_and_leaves_the_global_rng_alone():

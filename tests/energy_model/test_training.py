@@ -100,6 +100,24 @@ def test_transfer_table_row_of_a_given_checkpoint(trained, tmp_path):
     assert row == evaluate_cli.transfer_row(model, 2, seed=2)  # held-out seed: --seed + 1
 
 
+def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp_path):
+    """Several --steps values pick one per task on its demos; with the same single value
+    twice the result is that fixed length's."""
+    _, out, _ = trained
+    base = ["--checkpoint", str(out / "final.pt"), "--concepts", "quantity-1", "--tasks", "2"]
+    results = []
+    for steps in (["3"], ["3", "3"], ["2", "6"]):
+        path = tmp_path / f"{'-'.join(steps)}.json"
+        assert (
+            evaluate_cli.main([*base, "--no-baseline", "--steps", *steps, "--json", str(path)]) == 0
+        )
+        results.append(json.loads(path.read_text())["concepts"]["quantity-1"])
+    assert results[0] == results[1]
+    assert 0.0 <= results[2]["success_rate"] <= 1.0
+    with pytest.raises(SystemExit):
+        evaluate_cli.main([*base, "--steps", "0"])
+
+
 def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
     code = train_cli.main(["--out", str(tmp_path), "--concepts", "nonsense", "--steps", "1"])
     err = capsys.readouterr().err.strip().splitlines()
