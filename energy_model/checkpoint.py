@@ -17,7 +17,7 @@ from particle_world import entities as E
 from particle_world.io import atomic_path
 
 FORMAT_VERSION = 3
-LEGACY_MODEL_CONFIG = {"motion_features": False, "pair_distance": False}
+LEGACY_MODEL_CONFIG = {"motion_features": False}
 """Model switches added within this format version, with the value that a checkpoint written
 before them was trained with (gpu_all.pt and gpu_region_point.pt predate motion_features)."""
 DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")

@@ -24,10 +24,6 @@ class ModelConfig:
     """Give each entity of a scored trajectory its displacement since the first state, so the
     energy can tell who has moved yet (temporal concepts); one-state inputs are unaffected.
     Checkpoints written before this switch existed load with it off."""
-    pair_distance: bool = False
-    """Relation network only: also feed g each pair's distance |x_i - x_j| (a nonlinear
-    function the split first layer cannot form), for concepts of nearness (join, closest,
-    after)."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':

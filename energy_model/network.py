@@ -115,7 +115,6 @@ class RelationEnergy(EnergyNet):
         self.g_j = nn.Linear(entity_features(cfg) + 1, h, bias=False)
         self.g_w = nn.Linear(cfg.code_dim, h, bias=False)
         self.g_rest = nn.Sequential(nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h))
-        self.g_d = nn.Parameter(torch.randn(h) / h**0.5) if cfg.pair_distance else None
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
@@ -131,10 +130,6 @@ class RelationEnergy(EnergyNet):
             + first_j[bi]  # [P, S, N, H]
             + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
         )  # [P, S, N, H]
-        if self.g_d is not None:
-            pos = x[..., E.POS]  # [B, S, N, 2]
-            sq = (pos[bi, :, ii][:, :, None] - pos[bi]).square().sum(-1, keepdim=True)
-            pre = pre + (sq + DIST_EPS).sqrt() * self.g_d  # [P, S, N, H]
         pair = self.g_rest[2:](self.modulate(self.g_rest[:2](pre), w, bi))  # [P, S, N, H]
         wj = self._pair_weight(feats, g, vf, w)  # [B, N]
         wj = wj / vf.sum(-1, keepdim=True).clamp(min=1.0)
@@ -155,9 +150,6 @@ class RelationEnergy(EnergyNet):
         )
         return (g + (1 - g) * rho.squeeze(-1)) * vf
 
-
-DIST_EPS = 1e-6
-"""Inside the square root of a pair's distance, so the gradient stays finite at i = j."""
 
 ROW_MODES = ("sparse", "all")
 ROW_MODE = "sparse"
@@ -188,8 +180,6 @@ class EntityEnergy(EnergyNet):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.pair_distance:
-            raise ValueError("pair_distance needs pairs: set relational (the relation network)")
         self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
     def forward(self, x, gate, w, valid):

@@ -120,31 +120,6 @@ def test_motion_features_reach_trajectories_and_leave_single_states_alone(relati
     assert not torch.allclose(net(traj, gate, w, valid), before[1], atol=1e-4)
 
 
-def test_pair_distance_adds_one_term_with_finite_gradients(batch):
-    """With its weights at zero the pair-distance network is the plain one; the distance of
-    an entity to itself, or to another at the same place, leaves gradients finite (the
-    sampler's and the meta-gradient's)."""
-    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
-    torch.manual_seed(0)
-    dist = build_energy(ModelConfig(hidden=32, code_dim=8, pair_distance=True))
-    plain = build_energy(ModelConfig(hidden=32, code_dim=8))
-    plain.load_state_dict(dist.state_dict(), strict=False)
-    w = torch.randn(len(x), 8)
-    assert not torch.allclose(dist(x, att, w, valid), plain(x, att, w, valid), atol=1e-4)
-    with torch.no_grad():
-        dist.g_d.zero_()
-    assert torch.allclose(dist(x, att, w, valid), plain(x, att, w, valid), atol=1e-6)
-    dist.g_d.data.normal_()
-    x = x.clone()
-    x[:, :, 1, E.POS] = x[:, :, 0, E.POS]  # two entities at one place
-    x.requires_grad_()
-    (grad,) = torch.autograd.grad(dist(x, att, w, valid).sum(), x, create_graph=True)
-    grad.square().sum().backward()
-    assert torch.isfinite(grad).all() and torch.isfinite(dist.g_d.grad).all()
-    with pytest.raises(ValueError, match="relation network"):
-        build_energy(ModelConfig(relational=False, pair_distance=True))
-
-
 def test_each_context_infers_its_code_from_its_own_start(batch):
     """w_x and w_a start from separate learned vectors: generation's loss reaches only its own."""
     model = small_model()
