@@ -17,9 +17,6 @@ from particle_world import entities as E
 from particle_world.io import atomic_path
 
 FORMAT_VERSION = 3
-LEGACY_MODEL_CONFIG = {"motion_features": False}
-"""Model switches added within this format version, with the value that a checkpoint written
-before them was trained with (gpu_all.pt and gpu_region_point.pt predate motion_features)."""
 DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")
 """The shipped all-family model (README: how it was trained), relative to the repo root."""
 
@@ -88,7 +85,7 @@ def load_model(path, device="cpu") -> ConceptModel:
     """A ConceptModel from a checkpoint, in eval mode on the given device."""
     ckpt = read_checkpoint(path, device)
     model = ConceptModel(
-        from_dict(ModelConfig, {**LEGACY_MODEL_CONFIG, **ckpt["model_config"]}),
+        from_dict(ModelConfig, ckpt["model_config"]),
         from_dict(InferenceConfig, ckpt["inference_config"]),
     )
     load_weights(model, ckpt, path)

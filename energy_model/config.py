@@ -20,10 +20,11 @@ class ModelConfig:
     """Also scale and shift g's second hidden layer by the code (FiLM: h * (1 + gamma(w)) +
     beta(w), zero-initialised), so the code can switch features of every pair on and off
     instead of only shifting g's input. Off: measured worse (README, ablations)."""
-    motion_features: bool = True
+    motion_features: bool = False
     """Give each entity of a scored trajectory its displacement since the first state, so the
-    energy can tell who has moved yet (temporal concepts); one-state inputs are unaffected.
-    Checkpoints written before this switch existed load with it off."""
+    energy can tell who has moved yet ('after': stay put until the cross moves, which a sum
+    of per-state terms cannot see otherwise); one-state inputs are unaffected. Off: 'after'
+    did not learn with it either within 800 steps alone (README)."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':

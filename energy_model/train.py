@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from energy_model.algorithm import meta_loss, scheduled
 from energy_model.checkpoint import (
-    LEGACY_MODEL_CONFIG,
     CheckpointError,
     load_weights,
     read_checkpoint,
@@ -175,7 +174,6 @@ def main(argv=None) -> int:
     try:
         if args.resume:  # the saved config, with any flags given now on top
             base = json.loads((args.out / "config.json").read_text())
-            base["model"] = {**LEGACY_MODEL_CONFIG, **base.get("model", {})}
         else:
             base = paper_overrides() if args.paper else {}
             if args.config:

@@ -107,7 +107,8 @@ def test_motion_features_reach_trajectories_and_leave_single_states_alone(relati
     state's (its displacement is zero): one-step generation, identification and the robot's
     cost score as without motion features."""
     torch.manual_seed(0)
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational))
+    cfg = ModelConfig(hidden=32, code_dim=8, relational=relational, motion_features=True)
+    net = build_energy(cfg)
     disp = slice(E.DIM + 1, E.DIM + 3)  # after the entity and the time feature
     columns = [net.g_i.weight, net.g_j.weight] if relational else [net.g[0].weight]
     gate, w, valid = torch.tensor([[1.0, 0, 0, 0]] * 2), torch.randn(2, 8), torch.ones(2, 4).bool()
@@ -215,8 +216,8 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
         load_model(tmp_path / "missing.pt")
 
 
-def test_checkpoint_from_before_motion_features_loads_without_them(tmp_path, batch):
-    model = small_model(motion_features=False)
+def test_checkpoint_from_before_a_new_switch_loads_with_it_off(tmp_path, batch):
+    model = small_model()
     save_checkpoint(tmp_path / "m.pt", model)
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
     del ckpt["model_config"]["motion_features"]
