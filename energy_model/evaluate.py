@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on held-out few-shot tasks, beside the untrained network.
 
     python -m energy_model.evaluate --checkpoint CKPT [--concepts a,b] [--tasks N] [--seed S]
-                                    [--json FILE]
+                                    [--steps K [K ...]] [--json FILE]
     python -m energy_model.evaluate --transfer-table [--train-steps N] [--checkpoint CKPT]
                                     [--json FILE]
 
