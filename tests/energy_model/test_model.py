@@ -209,6 +209,11 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
     torch.save(ckpt, tmp_path / "layout.pt")
     with pytest.raises(CheckpointError, match="entity layout"):
         load_model(tmp_path / "layout.pt")
+    ckpt["entity_layout"]["dim"] = 9
+    ckpt["model_config"]["from_the_future"] = True
+    torch.save(ckpt, tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match="from_the_future"):
+        load_model(tmp_path / "newer.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable"):
         load_model(tmp_path / "junk.pt")
