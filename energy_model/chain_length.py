@@ -12,7 +12,7 @@ through every shorter one: the cost is one extra chain over the demos.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -29,61 +29,52 @@ def _check(lengths: Sequence[int]) -> list[int]:
     return lengths
 
 
-def _states(run: Callable[[int, list], torch.Tensor], lengths: list[int]) -> torch.Tensor:
-    """[L, ...]: the chain's state after each candidate length, from one chain."""
-    record: list[torch.Tensor] = []
-    run(lengths[-1], record)
-    return torch.stack([record[n - 1] for n in lengths])
+def _by_demos(chain, error, demos: Events, queries: Events, w: torch.Tensor, lengths):
+    """Queries' samples [B*Kq, ...] at each task's best length on its demos, and those
+    lengths [B]. chain(traj, attention, valid, w, n, record) runs n steps on flat events;
+    error(states [L, B*Kd, ...], traj, attention, valid) scores them against the demos."""
+    lengths = _check(lengths)
 
+    def run(events: Events) -> torch.Tensor:
+        """[L, ...]: the chain's state after each candidate length, from one chain."""
+        flat = tuple(t.flatten(0, 1) for t in events)
+        w_each = w.repeat_interleave(events[0].shape[1], 0)
+        record: list[torch.Tensor] = []
+        chain(*flat, w_each, lengths[-1], record)
+        return torch.stack([record[n - 1] for n in lengths])
 
-def _flat(events: Events):
-    return tuple(t.flatten(0, 1) for t in events)
-
-
-def _pick(per_length: torch.Tensor, demo_error: torch.Tensor, per_task: int, lengths):
-    """Each task's samples [B*Kq, ...] at its best length, and those lengths [B]."""
+    on_queries = run(queries)  # first: its random start is the one a plain chain would draw
+    b, kd = demos[0].shape[:2]
+    flat_demos = tuple(t.flatten(0, 1) for t in demos)
+    demo_error = error(run(demos), *flat_demos).view(len(lengths), b, kd).mean(-1)  # [L, B]
     best = demo_error.argmin(0)  # [B]
-    rows = torch.arange(per_length.shape[1], device=per_length.device)
+    rows = torch.arange(on_queries.shape[1], device=on_queries.device)
     chosen = torch.as_tensor(lengths, device=best.device)[best]
-    return per_length[best.repeat_interleave(per_task), rows], chosen
+    return on_queries[best.repeat_interleave(queries[0].shape[1]), rows], chosen
 
 
 def generate(model: ConceptModel, demos: Events, queries: Events, w_x: torch.Tensor, lengths):
     """Generated query trajectories [B*Kq, T+1, N, D] and the length picked per task [B];
     w_x [B, C] the tasks' codes."""
-    lengths = _check(lengths)
 
-    def run(events: Events):
-        traj, att, valid = _flat(events)
-        w = w_x.repeat_interleave(events[0].shape[1], 0)
-        return _states(
-            lambda n, rec: model.generate(traj, att, w, valid, steps=n, record=rec), lengths
-        )
+    def chain(traj, att, valid, w, n, record):
+        model.generate(traj, att, w, valid, steps=n, record=record)
 
-    on_queries = run(queries)
-    traj, att, _ = _flat(demos)
-    sq = (run(demos) - traj).square() * generation_mask(traj, att)  # [L, B*Kd, T+1, N, D]
-    b, kd = demos[0].shape[:2]
-    demo_error = sq.flatten(2).sum(-1).view(len(lengths), b, kd).mean(-1)  # [L, B]
-    return _pick(on_queries, demo_error, queries[0].shape[1], lengths)
+    def error(states, traj, att, valid):  # squared error of what generation moves
+        return ((states - traj).square() * generation_mask(traj, att)).flatten(2).sum(-1)
+
+    return _by_demos(chain, error, demos, queries, w_x, lengths)
 
 
 def identify(model: ConceptModel, demos: Events, queries: Events, w_a: torch.Tensor, lengths):
     """Attention logits of the query start states [B*Kq, N] and the length picked per task
     [B]; w_a [B, C] the tasks' codes."""
-    lengths = _check(lengths)
 
-    def run(events: Events):
-        traj, _, valid = _flat(events)
-        w = w_a.repeat_interleave(events[0].shape[1], 0)
-        return _states(
-            lambda n, rec: model.identify(traj[:, 0], w, valid, steps=n, record=rec), lengths
-        )
+    def chain(traj, att, valid, w, n, record):
+        model.identify(traj[:, 0], w, valid, steps=n, record=record)
 
-    on_queries = run(queries)  # first: its random start is the one a plain chain would draw
-    _, att, valid = _flat(demos)
-    vf = valid.to(att.dtype)
-    miss = (torch.sigmoid(run(demos)) - att).abs() * vf  # [L, B*Kd, N]
-    b, kd = demos[0].shape[:2]
-    demo_error = (miss.sum(-1) / vf.sum(-1).clamp(min=1)).view(len(lengths), b, kd).mean(-1)
-    return _pick(on_queries, demo_error, queries[0].shape[1], lengths)
+    def error(states, traj, att, valid):  # mean |sigmoid(a) - a| over valid entities
+        vf = valid.to(att.dtype)
+        return ((torch.sigmoid(states) - att).abs() * vf).sum(-1) / vf.sum(-1).clamp(min=1)
+
+    return _by_demos(chain, error, demos, queries, w_a, lengths)
