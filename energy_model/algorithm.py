@@ -55,7 +55,8 @@ def _code_contrast(out: dict, var: str, e_pos, e_other, cfg: LossConfig) -> torc
 
 
 def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[str, torch.Tensor]:
-    """The loss terms of Algorithm 1 for a batch; 'loss' is their weighted sum."""
+    """The loss terms of Algorithm 1 for a batch: 'loss' is their weighted sum, 'loss_x' and
+    'loss_a' its generation and identification parts (zero for a context not trained)."""
     if cfg.contexts not in CONTEXTS:
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
     if not 0 <= cfg.target_decay <= 1:
@@ -68,7 +69,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
     through_chains = cfg.kl or cfg.target > 0
     out: dict[str, torch.Tensor] = {}
-    total = traj.new_zeros(())
+    loss_x = loss_a = traj.new_zeros(())
 
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
@@ -77,17 +78,17 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_x"], out["e_neg_x"] = e_pos.mean(), e_neg.mean()
-        total = total + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
+        loss_x = loss_x + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
         if cfg.kl:
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
-            total = total + out["kl_x"]
+            loss_x = loss_x + out["kl_x"]
         if cfg.code_contrast > 0:
             e_other = model.generation_energy(traj, att, _partner_codes(w_x, batch, kq), valid)
-            total = total + _code_contrast(out, "x", e_pos, e_other, cfg)
+            loss_x = loss_x + _code_contrast(out, "x", e_pos, e_other, cfg)
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
             out["target_x"] = sq.flatten(1).sum(1).mean()
-            total = total + cfg.target * out["target_x"]
+            loss_x = loss_x + cfg.target * out["target_x"]
 
     if w_a is not None:
         wq = w_a.repeat_interleave(kq, dim=0)
@@ -98,19 +99,20 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         e_neg = model.identification_energy(x0, gate_tilde.detach(), wq, valid)
         out["ml_a"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
-        total = total + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
+        loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
         if cfg.kl:
             out["kl_a"] = model.identification_energy(
                 x0, gate_tilde, wq.detach(), valid, frozen
             ).mean()
-            total = total + out["kl_a"]
+            loss_a = loss_a + out["kl_a"]
         if cfg.code_contrast > 0:
             e_other = model.identification_energy(x0, att, _partner_codes(w_a, batch, kq), valid)
-            total = total + _code_contrast(out, "a", e_pos, e_other, cfg)
+            loss_a = loss_a + _code_contrast(out, "a", e_pos, e_other, cfg)
         if cfg.target > 0:
             bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
             out["target_a"] = (bce * valid).sum(1).mean()
-            total = total + cfg.target * out["target_a"]
+            loss_a = loss_a + cfg.target * out["target_a"]
 
-    out["loss"] = total
+    out["loss_x"], out["loss_a"] = loss_x, loss_a
+    out["loss"] = loss_x + loss_a
     return out

@@ -131,6 +131,10 @@ class TrainConfig:
     """The samplers' learned step sizes (log scale) learn this many times faster than weights."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 disables)."""
+    balance_contexts: bool = False
+    """Divide the generation and the identification gradient each by a running mean of its
+    own norm before summing them (energy_model.balance): identification's is 5 to 100
+    times larger and otherwise sets the pace of the shared weights."""
     seed: int = 0
     """Seeds the data stream, the initial weights and the samplers' noise."""
     device: str = "cpu"

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from energy_model.algorithm import meta_loss, scheduled
+from energy_model.balance import ContextBalancer
 from energy_model.checkpoint import (
     CheckpointError,
     load_weights,
@@ -76,6 +77,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         [{"params": rest}, {"params": steps_, "lr": cfg.lr * cfg.step_size_lr_scale}], lr=cfg.lr
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
+    balancer = ContextBalancer() if cfg.balance_contexts else None
     start = 0
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
@@ -84,6 +86,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         sched.load_state_dict(ckpt["scheduler"])
         start = ckpt["step"]
         torch.set_rng_state(ckpt["torch_rng"])
+        if balancer is not None and "balancer" in ckpt:  # else its running norms start anew
+            balancer.load_state_dict(ckpt["balancer"])
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     unit_list = units(cfg.concepts)
     stream = TaskStream(
@@ -99,6 +103,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 scheduler=sched.state_dict(),
                 torch_rng=torch.get_rng_state(),
             )
+            if balancer is not None:
+                extra["balancer"] = balancer.state_dict()
         save_checkpoint(out / name, model, extra)
 
     log = (out / "metrics.jsonl").open("a")
@@ -118,11 +124,16 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 "step sizes)"
             ) from exc
         opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        if balancer is None:
+            terms["loss"].backward()
+            context_norms = {}
+        else:
+            context_norms = balancer.backward(terms, params)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
         opt.step()
         sched.step()
         record = {k: round(v.item(), 5) for k, v in terms.items()}
+        record.update({k: round(v, 4) for k, v in context_norms.items()})
         record.update(step=step + 1, grad_norm=round(grad_norm.item(), 4), time=time.time() - t0)
         log.write(json.dumps(record) + "\n")
         log.flush()
@@ -166,6 +177,7 @@ def paper_overrides() -> dict:
         "model": {"head": "square", "pair_gate": "attended-pairs"},
         "inference": asdict(paper_inference()),
         "loss": {"energy_reg": 0.0, "target": 0.0},
+        "balance_contexts": False,
     }
 
 

@@ -66,9 +66,11 @@ def test_run_directory_holds_config_curves_and_checkpoints(trained):
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
 
 
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    """Also with the resumed half's batches built by a data worker process: same data."""
-    cfg = tiny_config(steps=4, checkpoint_every=2)
+@pytest.mark.parametrize("balance", [False, True])
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch, balance):
+    """Also with the resumed half's batches built by a data worker process: same data; with
+    balanced contexts, the running gradient norms are restored too."""
+    cfg = tiny_config(steps=4, checkpoint_every=2, balance_contexts=balance)
     train(cfg, tmp_path / "straight", quiet=True)
     calls = {"n": 0}
     real_loss = train_cli.meta_loss
