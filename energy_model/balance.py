@@ -1,13 +1,13 @@
 """Per-context gradient balancing for Algorithm 1's two contexts.
 
 Generation and identification share the energy network, and their gradients differ in
-scale by 5 to 100 times: on region-point with both contexts, identification's (its L_KL
-through the attention chain above all, with spikes to 8) was 0.2 to 8 against 0.03 to 0.08
-for generation. Adam's second moments and the global norm clip then follow identification,
-and generation learns about as slowly as if it had a tenth of the learning rate. Each
-context's gradient is therefore divided by a running mean of its own norm before they are
-summed, so both steer the shared weights alike; within a context, relative sizes (a batch
-that teaches more pulls harder) are kept.
+scale: on region-point with both contexts, identification's had a median norm of 1.0
+(spikes to 500) against 0.046 for generation's. Adam's second moments and the global norm
+clip then follow identification, and generation learns as if at a fraction of the
+learning rate (README: 0.274 generation error in 400 steps with both contexts, 0.055
+balanced, 0.034 alone). Each context's gradient is therefore divided by a running mean of
+its own norm before they are summed, so both steer the shared weights alike; within a
+context, relative sizes (a batch that teaches more pulls harder) are kept.
 """
 
 from __future__ import annotations

@@ -133,8 +133,9 @@ class TrainConfig:
     """Clip the global gradient norm to this (0 disables)."""
     balance_contexts: bool = False
     """Divide the generation and the identification gradient each by a running mean of its
-    own norm before summing them (energy_model.balance): identification's is 5 to 100
-    times larger and otherwise sets the pace of the shared weights."""
+    own norm before summing them (energy_model.balance): identification's is 4 (all
+    families) to 20 (region-point) times larger and otherwise sets the pace of the shared
+    weights. Off: no gain with all families (README)."""
     seed: int = 0
     """Seeds the data stream, the initial weights and the samplers' noise."""
     device: str = "cpu"
