@@ -6,7 +6,8 @@ pair computed) against sparse (only attended rows when the gate is an exact mask
 default: see energy_model.network.ROW_MODE).
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
-                                     [--device cpu] [--json bench/train_throughput.json]
+                                     [--hidden 128 [64 ...]] [--device cpu]
+                                     [--json bench/train_throughput.json]
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 
 
-def measure(batches: list, device: str, mode: str) -> dict:
+def measure(batches: list, device: str, mode: str, hidden: int) -> dict:
     """Median seconds of one Adam step of Algorithm 1 over the batches (the first warms up),
     with the pair sum's rows computed as network.ROW_MODE `mode` says."""
     torch.manual_seed(0)
-    model = ConceptModel(ModelConfig(), InferenceConfig()).to(device)
+    model = ConceptModel(ModelConfig(hidden=hidden), InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     default, network.ROW_MODE = network.ROW_MODE, mode
     try:
@@ -50,7 +51,8 @@ def measure(batches: list, device: str, mode: str) -> dict:
     sec = sorted(times)[len(times) // 2]
     b, kd, _, n, _ = batches[0].demo_x.shape
     events = b * (kd + batches[0].query_x.shape[1])
-    return {"batch_size": b, "entities": n, "mode": "naive" if mode == "all" else "sparse",
+    return {"batch_size": b, "entities": n, "hidden": hidden,
+            "mode": "naive" if mode == "all" else "sparse",
             "sec_per_step": sec, "events_per_sec": events / sec}  # fmt: skip
 
 
@@ -60,6 +62,9 @@ def main() -> None:
     p.add_argument("--entities", type=int, default=6)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--hidden", type=int, nargs="+", default=[128], help="widths of f and g (ModelConfig)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=Path("bench/train_throughput.json"))
     args = p.parse_args()
@@ -68,10 +73,14 @@ def main() -> None:
     for b in args.batch_sizes:
         stream = TaskStream([("region-point", "action")], b, 0, n_entities=(args.entities,) * 2)
         batches = [stream.batch(i).to(args.device) for i in range(args.steps + 1)]
-        rows += [measure(batches, args.device, mode) for mode in ("all", "sparse")]
-    print(f"{'batch':>5s} {'N':>3s} {'mode':>7s} {'s/step':>8s} {'events/s':>9s}")
+        rows += [
+            measure(batches, args.device, mode, h)
+            for h in args.hidden
+            for mode in ("all", "sparse")
+        ]
+    print(f"{'batch':>5s} {'N':>3s} {'width':>5s} {'mode':>7s} {'s/step':>8s} {'events/s':>9s}")
     for r in rows:
-        print(f"{r['batch_size']:5d} {r['entities']:3d} {r['mode']:>7s} "
+        print(f"{r['batch_size']:5d} {r['entities']:3d} {r['hidden']:5d} {r['mode']:>7s} "
               f"{r['sec_per_step']:8.3f} {r['events_per_sec']:9.1f}")  # fmt: skip
     meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
             "machine": platform.processor() or platform.machine()}  # fmt: skip
