@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-CONTEXT_LOSSES = ("loss_x", "loss_a")
-"""meta_loss's per-context totals: generation and identification."""
+CONTEXT_LOSSES = {"loss_x": "grad_norm_x", "loss_a": "grad_norm_a"}
+"""meta_loss's per-context totals (generation, identification) and their logged norms."""
 
 
 class ContextBalancer:
@@ -28,7 +28,7 @@ class ContextBalancer:
         present in terms; returns each context's raw gradient norm (grad_norm_x, _a)."""
         total = [torch.zeros_like(p) for p in params]
         raw = {}
-        for name in CONTEXT_LOSSES:
+        for name, logged in CONTEXT_LOSSES.items():
             loss = terms.get(name)
             if loss is None or not loss.requires_grad:
                 continue
@@ -36,7 +36,7 @@ class ContextBalancer:
             norm = torch.sqrt(sum(g.square().sum() for g in grads if g is not None)).item()
             mean = self.decay * self.norms.get(name, norm) + (1 - self.decay) * norm
             self.norms[name] = mean
-            raw["grad_norm" + name[-2:]] = norm
+            raw[logged] = norm
             for acc, g in zip(total, grads, strict=True):
                 if g is not None:
                     acc.add_(g, alpha=1.0 / max(mean, 1e-12))
