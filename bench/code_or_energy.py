@@ -25,7 +25,7 @@ import torch
 
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from energy_model.data import collate
-from energy_model.model import ConceptModel
+from energy_model.model import ConceptModel, generation_start
 from particle_world import entities as E
 from particle_world import sample_task
 
@@ -66,7 +66,7 @@ def check(model: ConceptModel, family: str, n_tasks: int, seed: int) -> dict:
         sample = model.generate(traj, att, w, val)
         with torch.no_grad():
             e = {
-                "start": model.generation_energy(traj[:, :1].expand_as(traj), att, w, val),
+                "start": model.generation_energy(generation_start(traj, att), att, w, val),
                 "truth": model.generation_energy(traj, att, w, val),
                 "sample": model.generation_energy(sample, att, w, val),
             }

@@ -13,6 +13,7 @@ context, relative sizes (a batch that teaches more pulls harder) are kept.
 from __future__ import annotations
 
 import torch
+from torch.nn.utils import get_total_norm
 
 CONTEXT_LOSSES = {"loss_x": "grad_norm_x", "loss_a": "grad_norm_a"}
 """meta_loss's per-context totals (generation, identification) and their logged norms."""
@@ -33,7 +34,7 @@ class ContextBalancer:
             if loss is None or not loss.requires_grad:
                 continue
             grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-            norm = torch.sqrt(sum(g.square().sum() for g in grads if g is not None)).item()
+            norm = get_total_norm([g for g in grads if g is not None]).item()
             mean = self.decay * self.norms.get(name, norm) + (1 - self.decay) * norm
             self.norms[name] = mean
             raw[logged] = norm
