@@ -11,6 +11,9 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + code_contrast * softplus(E(x, a, w) - E(x, a, w'))    (optional: w' the partner task's
                                                         code, a sibling concept's when the
                                                         batch is drawn in sibling pairs)
++ perturbed * softplus(E(truth) - E(near miss))         (optional: near misses without a
+                                                        chain: noisy outcome and x^0; one
+                                                        attention entry flipped)
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 
 from energy_model.config import LossConfig
 from energy_model.data import TaskBatch
-from energy_model.model import ConceptModel, generation_mask
+from energy_model.model import ConceptModel, feature_bounds, generation_mask, generation_start
 
 CONTEXTS = ("both", "generation", "identification")
 
@@ -52,6 +55,32 @@ def _code_contrast(out: dict, var: str, e_pos, e_other, cfg: LossConfig) -> torc
     500 steps (gradient norm 1 to 1,000)."""
     out[f"cc_{var}"], out[f"e_other_{var}"] = F.softplus(e_pos - e_other).mean(), e_other.mean()
     return cfg.code_contrast * out[f"cc_{var}"] + cfg.energy_reg * e_other.square().mean()
+
+
+def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
+    """[2B, T+1, N, D]: each demonstrated trajectory with Gaussian noise on what generation
+    moves (one scale per event, log-uniform in [scale / 10, scale], clamped to the world),
+    then each held at its start (x~'s starting point)."""
+    mask = generation_mask(traj, att)
+    sigma = scale * 10 ** -torch.rand(traj.shape[0], device=traj.device, dtype=traj.dtype)
+    noisy = traj + sigma[:, None, None, None] * torch.randn_like(traj) * mask
+    lo, hi = feature_bounds(traj.device, traj.dtype)
+    return torch.cat([torch.maximum(torch.minimum(noisy, hi), lo), generation_start(traj, att)])
+
+
+def flipped_attention(att, valid) -> torch.Tensor:
+    """[B, N]: the true attention with one valid entity, drawn uniformly, flipped."""
+    pick = torch.multinomial(valid.to(att.dtype), 1).squeeze(1)
+    flip = F.one_hot(pick, att.shape[1]).to(att.dtype)
+    return att + flip * (1 - 2 * att)
+
+
+def _perturbed(out: dict, var: str, e_pos, e_near, cfg: LossConfig) -> torch.Tensor:
+    """The weighted near-miss term, logged as near_<var>, with the energy^2 regulariser on
+    the near misses' energies (as on every negative)."""
+    reps = e_near.shape[0] // e_pos.shape[0]
+    out[f"near_{var}"] = F.softplus(e_pos.repeat(reps) - e_near).mean()
+    return cfg.perturbed * out[f"near_{var}"] + cfg.energy_reg * e_near.square().mean()
 
 
 def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[str, torch.Tensor]:
@@ -85,6 +114,12 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.code_contrast > 0:
             e_other = model.generation_energy(traj, att, _partner_codes(w_x, batch, kq), valid)
             loss_x = loss_x + _code_contrast(out, "x", e_pos, e_other, cfg)
+        if cfg.perturbed > 0:
+            near = perturbed_outcomes(traj, att, cfg.perturb_scale)
+            e_near = model.generation_energy(
+                near, att.repeat(2, 1), wq.repeat(2, 1), valid.repeat(2, 1)
+            )
+            loss_x = loss_x + _perturbed(out, "x", e_pos, e_near, cfg)
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
             out["target_x"] = sq.flatten(1).sum(1).mean()
@@ -93,10 +128,11 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     if w_a is not None:
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
-        a_tilde = model.identify(x0, wq, valid, create_graph=through_chains)
+        energy_of_gate = model.identification_energy_fn(x0, wq, valid)
+        a_tilde = model.sample_attention(energy_of_gate, valid, create_graph=through_chains)
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
-        e_neg = model.identification_energy(x0, gate_tilde.detach(), wq, valid)
+        e_neg = energy_of_gate(gate_tilde.detach())
         out["ml_a"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
         loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
@@ -108,6 +144,9 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.code_contrast > 0:
             e_other = model.identification_energy(x0, att, _partner_codes(w_a, batch, kq), valid)
             loss_a = loss_a + _code_contrast(out, "a", e_pos, e_other, cfg)
+        if cfg.perturbed > 0:
+            e_near = model.identification_energy(x0, flipped_attention(att, valid), wq, valid)
+            loss_a = loss_a + _perturbed(out, "a", e_pos, e_near, cfg)
         if cfg.target > 0:
             bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
             out["target_a"] = (bce * valid).sum(1).mean()

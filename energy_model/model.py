@@ -88,6 +88,11 @@ class ConceptModel(nn.Module):
     def identification_energy(self, x0, gate, w, valid, params=None) -> torch.Tensor:
         return self._call(params, x0[:, None], gate, w, valid)
 
+    def identification_energy_fn(self, x0, w, valid):
+        """gate [B, N] -> E(x0, gate, w) [B] at fixed scenes x0 [B, N, D] and codes w [B, C],
+        for chains and sweeps over the gate (g runs once: EnergyNet.gate_energy)."""
+        return self.net.gate_energy(x0[:, None], w, valid)
+
     def _call(self, params, *args):
         if params is None:
             return self.net(*args)
@@ -143,11 +148,17 @@ class ConceptModel(nn.Module):
 
     def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None):
         """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3)."""
-        logits = torch.randn(x0.shape[:2], device=x0.device, dtype=x0.dtype)
+        energy_of_gate = self.identification_energy_fn(x0, w_a, valid)
+        return self.sample_attention(energy_of_gate, valid, create_graph, steps, record)
+
+    def sample_attention(self, energy_of_gate, valid, create_graph=False, steps=None, record=None):
+        """identify's chain on a given gate -> energy function (identification_energy_fn),
+        so a caller that scores other gates of the same scenes computes g once for all."""
+        logits = torch.randn(valid.shape, device=valid.device, dtype=self.code_init.dtype)
         return self.sample_a(
-            lambda a: self.identification_energy(x0, torch.sigmoid(a), w_a, valid),
+            lambda a: energy_of_gate(torch.sigmoid(a)),
             logits,
-            valid.to(x0.dtype),
+            valid.to(logits.dtype),
             create_graph,
             steps,
             record=record,

@@ -75,6 +75,15 @@ class EnergyNet(nn.Module):
         out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
         return out.square() if self.cfg.head == "square" else out
 
+    def gate_energy(self, x, w, valid):
+        """gate [B, N] -> energy [B] at fixed x [B, S, N, D], w, valid: what a chain over the
+        gate calls at every step. The gate-independent work is done once, here, except
+        where g takes the gate as an input (fractional_gate 'input')."""
+        self.check(x, valid, w, valid)
+        if self.cfg.fractional_gate == "input":
+            return lambda gate: self(x, gate, w, valid)
+        return self._expected_energy(x, w, valid)
+
     @staticmethod
     def check(x, gate, w, valid):
         if x.dim() != 4 or x.shape[-1] != E.DIM:
@@ -88,6 +97,7 @@ class EnergyNet(nn.Module):
 
 
 PAIR_GATES = ("attended-to-all", "attended-pairs", "relevance")
+FRACTIONAL_GATES = ("expected", "input")
 
 
 class RelationEnergy(EnergyNet):
@@ -100,12 +110,22 @@ class RelationEnergy(EnergyNet):
     starting near 0, so distractors stay out while references can be learned in). Summing
     over attended i keeps counts (quantity concepts); averaging over j keeps the scale
     across entity counts.
+
+    g sees gate_j only as 0 or 1: a fractional gate (identification's sigmoid(a)) scores the
+    expected pair sum when each entity is attended independently with probability gate_j
+    (gate_energy). That sum is multilinear in the gates, so a chain over them computes g
+    once, not at every step: the identification chain's double backward stops running
+    through g.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         if cfg.pair_gate not in PAIR_GATES:
             raise ValueError(f"pair_gate must be one of {PAIR_GATES}, got {cfg.pair_gate!r}")
+        if cfg.fractional_gate not in FRACTIONAL_GATES:
+            raise ValueError(
+                f"fractional_gate must be one of {FRACTIONAL_GATES}, got {cfg.fractional_gate!r}"
+            )
         self.relevance = None
         if cfg.pair_gate == "relevance":
             self.relevance = nn.Linear(entity_features(cfg) + cfg.code_dim, 1)
@@ -118,25 +138,71 @@ class RelationEnergy(EnergyNet):
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
-        feats = _features(x, self.cfg)  # [B, S, N, F]
+        binary = not gate.requires_grad and bool(((gate == 0) | (gate == 1)).all())
+        if binary or self.cfg.fractional_gate == "input":
+            return self._pair_sum_energy(x, gate.to(x.dtype), w, valid, binary)
+        return self._expected_energy(x, w, valid)(gate)
+
+    def _pairs(self, pre, w, rows):
+        """g's layers after the first: pre [R, S, N, H] -> pair terms [R, S, N, H]."""
+        return self.g_rest[2:](self.modulate(self.g_rest[:2](pre), w, rows))
+
+    def _first_layer(self, feats, gate_j, w, bi, ii):
+        """g's first layer for rows (bi, ii) against every j: [P, S, N, H]."""
         b, s, n, _ = feats.shape
-        g = gate.to(x.dtype)
-        vf = valid.to(x.dtype)
-        first_j = self.g_j(torch.cat([feats, g.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
-        row_w = g * vf  # [B, N]
-        bi, ii = _live_rows(row_w, valid)  # [P], [P]: the rows (b, i) that can count
-        pre = (
+        first_j = self.g_j(torch.cat([feats, gate_j.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
+        return (
             self.g_i(feats[bi, :, ii])[:, :, None]  # [P, S, 1, H]
             + first_j[bi]  # [P, S, N, H]
             + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
-        )  # [P, S, N, H]
-        pair = self.g_rest[2:](self.modulate(self.g_rest[:2](pre), w, bi))  # [P, S, N, H]
-        wj = self._pair_weight(feats, g, vf, w)  # [B, N]
-        wj = wj / vf.sum(-1, keepdim=True).clamp(min=1.0)
+        )
+
+    def _pair_sum_energy(self, x, gate, w, valid, binary):
+        """The energy with the gate as g's input; at an exact 0/1 gate (binary) only the
+        attended rows are computed (_live_rows)."""
+        feats = _features(x, self.cfg)  # [B, S, N, F]
+        b, n = gate.shape
+        vf = valid.to(x.dtype)
+        row_w = gate * vf  # [B, N]
+        bi, ii = _live_rows(row_w if binary else vf, valid)  # [P], [P]
+        pair = self._pairs(self._first_layer(feats, gate, w, bi, ii), w, bi)  # [P, S, N, H]
+        wj = self._pair_weight(feats, gate, vf, w) / vf.sum(-1, keepdim=True).clamp(min=1.0)
         per_row = (wj[bi][:, None, None, :] @ pair).squeeze(-2).sum(1)  # [P, H]
-        contrib = per_row * row_w[bi, ii][:, None]  # [P, H]
+        return self._head_of_rows(per_row * row_w[bi, ii][:, None], bi, b, w)
+
+    def _head_of_rows(self, contrib, bi, b, w):
+        """f of the rows' contributions [P, H] summed into their batch rows bi."""
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
         return self.head(pooled, w)
+
+    def _expected_energy(self, x, w, valid):
+        """gate [B, N] in [0, 1] -> energy [B] at fixed x, w, with g computed once, here.
+
+        The pooled sum is its expectation over binary masks m_j ~ Bernoulli(gate_j):
+        row i counts gate_i times sum_j [(1 - gate_j) v_j(0) g(., m_j=0) + gate_j v_j(1)
+        g(., m_j=1)] / n, the pair (i, i) given m_i = 1. At a 0/1 gate it is the energy
+        itself."""
+        feats = _features(x, self.cfg)
+        b, s, n, _ = feats.shape
+        vf = valid.to(x.dtype)
+        bi, ii = valid.nonzero(as_tuple=True)  # every valid row: any gate may be fractional
+        pre0 = self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)
+        on = self.g_j.weight[:, -1]  # what gate_j = 1 adds to g's first layer
+        p0 = self._pairs(pre0, w, bi).sum(1)  # [P, N, H]
+        p1 = self._pairs(pre0 + on, w, bi).sum(1)
+        v0 = self._pair_weight(feats, torch.zeros_like(vf), vf, w)  # [B, N]
+        v1 = self._pair_weight(feats, torch.ones_like(vf), vf, w)
+        self_pair = ii[:, None] == torch.arange(n, device=x.device)  # [P, N]
+        scale = vf.sum(-1, keepdim=True).clamp(min=1.0)
+
+        def energy(gate):
+            g = gate.to(x.dtype)
+            c0 = torch.where(self_pair, 0.0, (1 - g[bi]) * v0[bi])  # [P, N]
+            c1 = torch.where(self_pair, v1[bi], g[bi] * v1[bi])
+            per_row = (c0[:, None] @ p0 + c1[:, None] @ p1).squeeze(1) / scale[bi]  # [P, H]
+            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, b, w)
+
+        return energy
 
     def _pair_weight(self, feats, g, vf, w):
         """v_j: how much entity j counts as the second of a pair."""
@@ -162,17 +228,16 @@ H200 GPU, although finding the rows reads the mask back to the host."""
 def _live_rows(row_w: torch.Tensor, valid: torch.Tensor):
     """Indices (b, i) of the rows of the pair sum to compute, packed over the batch.
 
-    Sparse: padded entities never count, and when the gate is an exact, constant 0/1 mask
-    (demos, generation) only attended rows do: computing just those is exact and several
-    times faster, since most concepts attend one or two entities of up to eight."""
+    Padded entities never count, and when the gate is an exact 0/1 mask (demos, generation)
+    neither do unattended ones ('sparse' computes only rows with weight 1): exact, and
+    several times faster, since most concepts attend one or two entities of up to eight."""
     if ROW_MODE not in ROW_MODES:
         raise ValueError(f"ROW_MODE must be one of {ROW_MODES}, got {ROW_MODE!r}")
     if ROW_MODE == "all":
         b, n = valid.shape
         rows = torch.arange(b * n, device=valid.device)
         return rows // n, rows % n
-    exact = not row_w.requires_grad and bool(((row_w == 0) | (row_w == 1)).all())
-    return (row_w > 0 if exact else valid).nonzero(as_tuple=True)
+    return (row_w > 0).nonzero(as_tuple=True)
 
 
 class EntityEnergy(EnergyNet):
@@ -184,12 +249,17 @@ class EntityEnergy(EnergyNet):
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
+        return self._expected_energy(x, w, valid)(gate)
+
+    def _expected_energy(self, x, w, valid):
+        """gate -> energy with the per-entity terms g(x_i, w) computed once (linear in the
+        gate, so any gate is exact)."""
         feats = _features(x, self.cfg)
         b, s, n, _ = feats.shape
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
-        per = self.g[3:](self.modulate(self.g[:3](inp), w))
-        pooled = torch.einsum("bsih,bi->bh", per, gate.to(x.dtype) * valid.to(x.dtype))
-        return self.head(pooled, w)
+        per = self.g[3:](self.modulate(self.g[:3](inp), w)).sum(1)  # [B, N, H]
+        vf = valid.to(x.dtype)
+        return lambda gate: self.head(torch.einsum("bih,bi->bh", per, gate.to(x.dtype) * vf), w)
 
 
 def build_energy(cfg: ModelConfig) -> EnergyNet:

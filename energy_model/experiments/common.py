@@ -285,7 +285,7 @@ def generation_energy_fn(model, attention, w, valid) -> Callable[[torch.Tensor],
 
 def identification_energy_fn(model, x0, w, valid) -> Callable[[torch.Tensor], torch.Tensor]:
     """gate [B, N] -> E(x0, gate, w) [B] for scenes x0 [B, N, D], codes w [1|B, C]."""
-    return lambda gate: model.identification_energy(x0, gate, w.expand(len(x0), -1), valid)
+    return model.identification_energy_fn(x0, w.expand(len(x0), -1), valid)
 
 
 def generate_with(model, energy_fn, traj, attention, valid, steps=None):

@@ -37,13 +37,59 @@ def test_energy_ignores_padding_and_entity_order(batch, relational):
 
 
 def test_attended_rows_shortcut_is_exact(batch):
-    """With an exact 0/1 gate only attended rows are computed; a soft gate equal to the same
-    values (carrying gradient) takes the dense path: both give one energy."""
+    """With an exact 0/1 gate only attended rows are computed; a gate equal to the same
+    values but carrying gradient takes the fractional path: both give one energy."""
     net = build_energy(ModelConfig(hidden=32, code_dim=8))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     dense = net(x, att.clone().requires_grad_(), w, valid)
     assert torch.allclose(net(x, att, w, valid), dense, atol=1e-5)
+
+
+@pytest.mark.parametrize("pair_gate", PAIR_GATES)
+@pytest.mark.parametrize("relational", [True, False])
+def test_fractional_gate_scores_the_expected_pair_sum(pair_gate, relational):
+    """fractional_gate 'expected': the energy at gate p is f of the pooled sum's expectation
+    over binary masks m_j ~ Bernoulli(p_j), checked by enumerating every mask with a linear
+    f (where f of the expectation is the expectation of f)."""
+    torch.manual_seed(0)
+    net = build_energy(ModelConfig(hidden=32, code_dim=4, pair_gate=pair_gate,
+                                   relational=relational))  # fmt: skip
+    net.f = torch.nn.Linear(32 + 4, 1)
+    b, n = 3, 4
+    x, w = torch.rand(b, 1, n, E.DIM), torch.randn(b, 4)
+    valid = torch.ones(b, n, dtype=torch.bool)
+    valid[0, 3] = False
+    p = torch.rand(b, n) * valid
+    expected = torch.zeros(b)
+    for bits in range(2**n):
+        m = torch.tensor([(bits >> j) & 1 for j in range(n)], dtype=torch.float).expand(b, n)
+        expected += torch.where(m > 0, p, 1 - p).prod(1) * net(x, m * valid, w, valid)
+    assert torch.allclose(net(x, p, w, valid), expected, atol=1e-5)
+    assert torch.allclose(net.gate_energy(x, w, valid)(p), expected, atol=1e-5)
+
+
+def test_gate_chain_runs_g_once(batch):
+    """gate_energy runs g when built, not at each call of a chain over the gate. 'input'
+    (format 3) feeds the fractional gate to g: another energy between 0 and 1, the same one
+    at 0/1."""
+    net = build_energy(ModelConfig(hidden=32, code_dim=8))
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    p = torch.rand(att.shape)
+    calls = []
+    net.g_rest.register_forward_hook(lambda *_: calls.append(1))
+    energy = net.gate_energy(x, w, valid)
+    n_setup = len(calls)
+    for _ in range(5):
+        energy(torch.rand(att.shape))
+    assert len(calls) == n_setup
+    as_input = build_energy(ModelConfig(hidden=32, code_dim=8, fractional_gate="input"))
+    as_input.load_state_dict(net.state_dict())
+    assert torch.allclose(as_input(x, att, w, valid), net(x, att, w, valid), atol=1e-6)
+    assert not torch.allclose(as_input(x, p, w, valid), net(x, p, w, valid), atol=1e-4)
+    with pytest.raises(ValueError, match="fractional_gate"):
+        build_energy(ModelConfig(fractional_gate="soft"))
 
 
 def test_every_row_mode_gives_one_energy_and_gradient(batch, monkeypatch):
@@ -200,6 +246,10 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
     model = small_model()
     save_checkpoint(tmp_path / "m.pt", model)
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    ckpt["format_version"] = 3  # read, as a model that feeds fractional gates to g
+    del ckpt["model_config"]["fractional_gate"]
+    torch.save(ckpt, tmp_path / "v3.pt")
+    assert load_model(tmp_path / "v3.pt").model_cfg.fractional_gate == "input"
     ckpt["format_version"] = 0
     torch.save(ckpt, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="format version 0"):
