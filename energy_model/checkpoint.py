@@ -16,10 +16,7 @@ from energy_model.model import ConceptModel
 from particle_world import entities as E
 from particle_world.io import atomic_path
 
-FORMAT_VERSION = 4
-MIGRATIONS = {3: lambda ckpt: ckpt["model_config"].setdefault("fractional_gate", "input")}
-"""Older versions this code still reads, each with the edit that brings it up to date:
-version 3 scored fractional gates as g's input (ModelConfig.fractional_gate 'input')."""
+FORMAT_VERSION = 3
 DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")
 """The shipped all-family model (README: how it was trained), relative to the repo root."""
 
@@ -71,9 +68,6 @@ def read_checkpoint(path, device="cpu") -> dict:
         raise CheckpointError(f"{path} is not a readable torch checkpoint ({exc})") from exc
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a concept-model checkpoint (no format_version)")
-    if ckpt["format_version"] in MIGRATIONS:
-        MIGRATIONS[ckpt["format_version"]](ckpt)
-        ckpt["format_version"] = FORMAT_VERSION
     if ckpt["format_version"] != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {ckpt['format_version']}, this code reads version "

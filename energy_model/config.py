@@ -25,13 +25,14 @@ class ModelConfig:
     energy can tell who has moved yet ('after': stay put until the cross moves, which a sum
     of per-state terms cannot see otherwise); one-state inputs are unaffected. Off: 'after'
     did not learn with it either within 800 steps alone (README)."""
-    fractional_gate: str = "expected"
+    fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
-    sigmoid(a)): 'expected': the pair sum's expectation over independent binary masks
-    m_j ~ Bernoulli(gate_j), g seeing only m_j in {0, 1}, which is multilinear in the gates, so
-    a chain over them runs g once instead of at every step (2x faster training, the same
-    success: README); 'input': g takes the fractional gate_j as an input (the paper, and
-    checkpoints of format version 3). Both agree at 0/1 gates."""
+    sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
+    'expected': the pair sum's expectation over independent binary masks
+    m_j ~ Bernoulli(gate_j), g seeing only 0 or 1, multilinear in the gates, so a chain over
+    them runs g once instead of at every step (a 2x faster training step). Off: f of an
+    expected sum cannot tell a fractional gate from a mask (two of six attended and all six
+    at 1/3 pool alike), and identification learned slower (README). Both agree at 0/1."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':

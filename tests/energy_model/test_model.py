@@ -54,7 +54,7 @@ def test_fractional_gate_scores_the_expected_pair_sum(pair_gate, relational):
     f (where f of the expectation is the expectation of f)."""
     torch.manual_seed(0)
     net = build_energy(ModelConfig(hidden=32, code_dim=4, pair_gate=pair_gate,
-                                   relational=relational))  # fmt: skip
+                                   relational=relational, fractional_gate="expected"))  # fmt: skip
     net.f = torch.nn.Linear(32 + 4, 1)
     b, n = 3, 4
     x, w = torch.rand(b, 1, n, E.DIM), torch.randn(b, 4)
@@ -70,10 +70,10 @@ def test_fractional_gate_scores_the_expected_pair_sum(pair_gate, relational):
 
 
 def test_gate_chain_runs_g_once(batch):
-    """gate_energy runs g when built, not at each call of a chain over the gate. 'input'
-    (format 3) feeds the fractional gate to g: another energy between 0 and 1, the same one
-    at 0/1."""
-    net = build_energy(ModelConfig(hidden=32, code_dim=8))
+    """'expected': gate_energy runs g when built, not at each call of a chain over the
+    gate. 'input' (the default) feeds the fractional gate to g: another energy between 0
+    and 1, the same one at 0/1."""
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, fractional_gate="expected"))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     p = torch.rand(att.shape)
@@ -246,10 +246,9 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
     model = small_model()
     save_checkpoint(tmp_path / "m.pt", model)
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
-    ckpt["format_version"] = 3  # read, as a model that feeds fractional gates to g
-    del ckpt["model_config"]["fractional_gate"]
-    torch.save(ckpt, tmp_path / "v3.pt")
-    assert load_model(tmp_path / "v3.pt").model_cfg.fractional_gate == "input"
+    del ckpt["model_config"]["fractional_gate"]  # written before the option: the default
+    torch.save(ckpt, tmp_path / "before.pt")
+    assert load_model(tmp_path / "before.pt").model_cfg.fractional_gate == "input"
     ckpt["format_version"] = 0
     torch.save(ckpt, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="format version 0"):
