@@ -129,7 +129,8 @@ class LossConfig:
     moves (scale log-uniform in [perturb_scale / 10, perturb_scale] per query) and the
     start x^0 itself, for identification the true attention with one valid entity flipped.
     The chain's sample shapes the energy only where the chain ends; these shape it all
-    around the truth; 0 off."""
+    around the truth. 0, off: no clear gain with all families nor the region families
+    (README)."""
     perturb_scale: float = 0.5
     """Largest noise scale of the perturbed generation negatives (world units)."""
 
