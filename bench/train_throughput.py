@@ -4,9 +4,11 @@ An event is one scene through the unrolled chains (demo code inference, query ge
 and identification). Measured on region-point scenes of exactly N entities, in three
 modes that compute the same energy at 0/1 gates:
     naive     every pair computed, g fed the fractional gate at each identification step
-    sparse    only attended rows where the gate is an exact mask (network.ROW_MODE)
-    expected  sparse, and identification's g run once per chain (the default:
-              ModelConfig.fractional_gate 'expected', RelationEnergy.gate_energy)
+    sparse    only attended rows where the gate is an exact mask (network.ROW_MODE; the
+              default)
+    expected  sparse, and identification's g run once per chain
+              (ModelConfig.fractional_gate 'expected', RelationEnergy.gate_energy: a
+              different energy between 0 and 1, not the default)
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
                                      [--hidden 128 [64 ...]] [--device cpu]

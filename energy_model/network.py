@@ -112,11 +112,11 @@ class RelationEnergy(EnergyNet):
     over attended i keeps counts (quantity concepts); averaging over j keeps the scale
     across entity counts.
 
-    g sees gate_j only as 0 or 1: a fractional gate (identification's sigmoid(a)) scores the
+    A fractional gate (identification's sigmoid(a)) is g's input by default; with
+    fractional_gate 'expected' g sees gate_j only as 0 or 1 and a fractional gate scores the
     expected pair sum when each entity is attended independently with probability gate_j
-    (gate_energy). That sum is multilinear in the gates, so a chain over them computes g
-    once, not at every step: the identification chain's double backward stops running
-    through g.
+    (gate_energy): multilinear in the gates, so a chain over them computes g once, not at
+    every step.
     """
 
     def __init__(self, cfg: ModelConfig):
