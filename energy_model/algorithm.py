@@ -65,7 +65,7 @@ def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
     sigma = scale * 10 ** -torch.rand(traj.shape[0], device=traj.device, dtype=traj.dtype)
     noisy = traj + sigma[:, None, None, None] * torch.randn_like(traj) * mask
     lo, hi = feature_bounds(traj.device, traj.dtype)
-    return torch.cat([torch.maximum(torch.minimum(noisy, hi), lo), generation_start(traj, att)])
+    return torch.cat([torch.clamp(noisy, lo, hi), generation_start(traj, att)])
 
 
 def flipped_attention(att, valid) -> torch.Tensor:

@@ -35,6 +35,18 @@ def tiny_config(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def fresh_model_and_batch():
+    """An untrained tiny model (seed 0) and a batch of 4 region-point tasks."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config())
+    return model, TaskStream([("region-point", "action")], 4, seed=2, n_entities=(3, 4)).batch(0)
+
+
+def flat_queries(batch):
+    """The batch's queries as events: trajectories, attention and valid, tasks flattened."""
+    return tuple(t.flatten(0, 1) for t in (batch.query_x, batch.query_att, batch.query_valid))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
@@ -57,8 +69,7 @@ def test_trained_energy_ranks_demonstrated_outcomes_below_standing_still(trained
     on the energy itself: the demonstrated x^1 beats the unmoved x^0 for most queries."""
     cfg, _, model = trained
     batch = TaskStream([("region-point", "action")], 16, seed=11, n_entities=(3, 4)).batch(0)
-    traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
-                                                   batch.query_valid))  # fmt: skip
+    traj, att, valid = flat_queries(batch)
     w_x, _ = model.infer_codes(batch.demo_x, batch.demo_att, batch.demo_valid)
     w = w_x.repeat_interleave(batch.query_x.shape[1], 0)
     with torch.no_grad():
@@ -143,9 +154,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
 def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     """With loss.target > 0 the samplers' outputs are scored against the truth and that
     gradient reaches the code start through the unrolled chains, even without L_KL."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config())
-    batch = TaskStream([("region-point", "action")], 4, seed=2, n_entities=(3, 4)).batch(0)
+    model, batch = fresh_model_and_batch()
     plain = meta_loss(model, batch, LossConfig(kl=False))
     assert "target_x" not in plain and "target_a" not in plain
     out = meta_loss(model, batch, LossConfig(kl=False, energy_reg=0.0, target=1.0))
@@ -158,9 +167,7 @@ def test_code_contrast_scores_the_truth_under_another_tasks_code():
     """With loss.code_contrast > 0 each query's outcome is scored under its own code and its
     partner task's; the term is log 2 while codes are all alike (an untrained encoder
     gives every task the same start), and its gradient reaches the encoder."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config())
-    batch = TaskStream([("region-point", "action")], 4, seed=2, n_entities=(3, 4)).batch(0)
+    model, batch = fresh_model_and_batch()
     assert "cc_x" not in meta_loss(model, batch, LossConfig())
     out = meta_loss(model, batch, LossConfig(code_contrast=1.0))
     for key in ("cc_x", "cc_a"):
@@ -183,8 +190,7 @@ def test_near_misses_change_only_what_the_samplers_move():
 
     torch.manual_seed(0)
     batch = TaskStream([("north", "action")], 6, seed=3, n_entities=(3, 5)).batch(0)
-    traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
-                                                   batch.query_valid))  # fmt: skip
+    traj, att, valid = flat_queries(batch)
     near = perturbed_outcomes(traj, att, scale=0.5)
     noisy, still = near.chunk(2)
     moved = (noisy != traj).float()
@@ -202,9 +208,7 @@ def test_near_misses_change_only_what_the_samplers_move():
 def test_near_miss_term_is_logged_and_trains_the_energy():
     """loss.perturbed > 0 adds softplus(E(truth) - E(near miss)) per context; log 2 while
     the energy cannot tell them apart, and its gradient reaches the energy network."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config())
-    batch = TaskStream([("region-point", "action")], 4, seed=2, n_entities=(3, 4)).batch(0)
+    model, batch = fresh_model_and_batch()
     assert "near_x" not in meta_loss(model, batch, LossConfig())
     out = meta_loss(model, batch, LossConfig(perturbed=1.0))
     for key in ("near_x", "near_a"):
