@@ -7,8 +7,7 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
                                                         sampler path carries gradient)
 + energy_reg * (E_pos^2 + E_neg^2 [+ E_other^2])       (keeps a linear head bounded)
 + target * (|x~ - x^1|^2 + BCE(a~, a))                  (optional: the chains' outputs
-                                                        supervised, codes and all; every
-                                                        query or only unique families')
+                                                        supervised, codes and all)
 + code_contrast * softplus(E(x, a, w) - E(x, a, w'))    (optional: w' the partner task's
                                                         code, a sibling concept's when the
                                                         batch is drawn in sibling pairs)
@@ -30,7 +29,6 @@ from energy_model.data import TaskBatch
 from energy_model.model import ConceptModel, feature_bounds, generation_mask, generation_start
 
 CONTEXTS = ("both", "generation", "identification")
-TARGET_SCOPES = ("all", "unique")
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -48,14 +46,6 @@ def scheduled(cfg: LossConfig, step: int, steps: int) -> LossConfig:
 def _partner_codes(w: torch.Tensor, batch: TaskBatch, kq: int) -> torch.Tensor:
     """Per query, the code inferred for its task's partner (TaskBatch.partner)."""
     return w[batch.partner.to(w.device)].repeat_interleave(kq, dim=0)
-
-
-def _scoped(per_query: torch.Tensor, unique: torch.Tensor, kq: int, cfg: LossConfig):
-    """The target term averaged over all queries, zero on those outside
-    LossConfig.target_scope: a unique family's query weighs the same in either scope."""
-    if cfg.target_scope == "all":
-        return per_query.mean()
-    return (per_query * unique.to(per_query).repeat_interleave(kq)).mean()
 
 
 def _code_contrast(out: dict, var: str, e_pos, e_other, cfg: LossConfig) -> torch.Tensor:
@@ -100,24 +90,19 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
     if not 0 <= cfg.target_decay <= 1:
         raise ValueError(f"target_decay must be in [0, 1], got {cfg.target_decay}")
-    if cfg.target_contexts not in CONTEXTS:
-        raise ValueError(f"target_contexts must be one of {CONTEXTS}, got {cfg.target_contexts!r}")
-    target_x = cfg.target if cfg.target_contexts != "identification" else 0.0
-    target_a = cfg.target if cfg.target_contexts != "generation" else 0.0
-    if cfg.target_scope not in TARGET_SCOPES:
-        raise ValueError(f"target_scope must be one of {TARGET_SCOPES}, got {cfg.target_scope!r}")
     w_x, w_a = model.infer_codes(
         batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True, contexts=cfg.contexts
     )
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
     frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
+    through_chains = cfg.kl or cfg.target > 0
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())
 
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
-        x_tilde = model.generate(traj, att, wq, valid, create_graph=cfg.kl or target_x > 0)
+        x_tilde = model.generate(traj, att, wq, valid, create_graph=through_chains)
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
@@ -135,16 +120,16 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
                 near, att.repeat(2, 1), wq.repeat(2, 1), valid.repeat(2, 1)
             )
             loss_x = loss_x + _perturbed(out, "x", e_pos, e_near, cfg)
-        if target_x > 0:
+        if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
-            out["target_x"] = _scoped(sq.flatten(1).sum(1), batch.unique_x, kq, cfg)
-            loss_x = loss_x + target_x * out["target_x"]
+            out["target_x"] = sq.flatten(1).sum(1).mean()
+            loss_x = loss_x + cfg.target * out["target_x"]
 
     if w_a is not None:
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
         energy_of_gate = model.identification_energy_fn(x0, wq, valid)
-        a_tilde = model.sample_attention(energy_of_gate, valid, create_graph=cfg.kl or target_a > 0)
+        a_tilde = model.sample_attention(energy_of_gate, valid, create_graph=through_chains)
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
         e_neg = energy_of_gate(gate_tilde.detach())
@@ -162,10 +147,10 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.perturbed > 0:
             e_near = model.identification_energy(x0, flipped_attention(att, valid), wq, valid)
             loss_a = loss_a + _perturbed(out, "a", e_pos, e_near, cfg)
-        if target_a > 0:
+        if cfg.target > 0:
             bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
-            out["target_a"] = _scoped((bce * valid).sum(1), batch.unique_a, kq, cfg)
-            loss_a = loss_a + target_a * out["target_a"]
+            out["target_a"] = (bce * valid).sum(1).mean()
+            loss_a = loss_a + cfg.target * out["target_a"]
 
     out["loss_x"], out["loss_a"] = loss_x, loss_a
     out["loss"] = loss_x + loss_a

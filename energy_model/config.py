@@ -114,13 +114,6 @@ class LossConfig:
     """Weight of a supervised loss on the samplers' outputs (squared distance of x~ to the
     demonstrated x^1, cross-entropy of a~ against the true attention), differentiated
     through the unrolled chains and the code inference, as in IREM (Du et al. 2022); 0 off."""
-    target_contexts: str = "both"
-    """Where the target term applies: 'both', 'generation' (x~ only) or 'identification'."""
-    target_scope: str = "all"
-    """'all': every query's sample is supervised; 'unique': only where the family admits
-    the demonstrated answer alone (particle_world's Action.unique / Argument.unique:
-    region-point, color, closest/farthest as arguments), so concepts with many right
-    answers (a line, a count) are not pulled toward one of them."""
     target_decay: float = 0.0
     """0: the target weight stays constant; f in (0, 1]: it decays on a cosine to 0 at
     fraction f of training and stays 0 after, so the supervised term can bootstrap codes

@@ -17,9 +17,7 @@ from particle_world.tasks import DEFAULT_ENTITIES, Instance
 class TaskBatch:
     """B tasks: demos x [B, Kd, T+1, N, D], attention and valid [B, Kd, N]; queries likewise
     with Kq events. partner [B]: the task each task is contrasted with (the code-contrast
-    loss), its sibling when the batch was drawn in sibling pairs, else the previous task.
-    unique_x, unique_a [B]: 1 where the task's action (argument) admits only the
-    demonstrated outcome (attention), particle_world's Action.unique (Argument.unique)."""
+    loss), its sibling when the batch was drawn in sibling pairs, else the previous task."""
 
     demo_x: torch.Tensor
     demo_att: torch.Tensor
@@ -28,8 +26,6 @@ class TaskBatch:
     query_att: torch.Tensor
     query_valid: torch.Tensor
     partner: torch.Tensor
-    unique_x: torch.Tensor
-    unique_a: torch.Tensor
     instances: list[Instance]
 
     def to(self, device) -> TaskBatch:
@@ -59,8 +55,6 @@ def collate(tasks: list[Task], paired: bool = False) -> TaskBatch:
         *_stack([t.demos for t in tasks], n),
         *_stack([t.queries for t in tasks], n),
         partner=partner,
-        unique_x=torch.tensor([float(t.instance.act.unique) for t in tasks]),
-        unique_a=torch.tensor([float(t.instance.arg.unique) for t in tasks]),
         instances=[t.instance for t in tasks],
     )
 

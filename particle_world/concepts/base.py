@@ -29,9 +29,6 @@ class Argument(ABC):
     """How many entities this argument can attend."""
     n_refs: int = 0
     """Reference crosses the scene needs."""
-    unique: bool = False
-    """The true attention is the only right one (not any set of the right size), so a
-    learner may supervise its samples toward it."""
 
     @abstractmethod
     def sample_params(self, rng: np.random.Generator) -> dict: ...
@@ -64,9 +61,6 @@ class Action(ABC):
     horizon: int = 1
     tolerance: float = POSITION_TOLERANCE
     error_unit: str = "world units"
-    unique: bool = False
-    """The demonstrated outcome is the only right one (a point, not a line or a shape), so a
-    learner may supervise its samples toward it."""
 
     def sample_params(self, rng: np.random.Generator) -> dict:
         return {}

@@ -17,7 +17,6 @@ class ColorArgument(Argument):
     """Attend exactly the entities of one color; no other entity has it."""
 
     counts = (1, 2, 3, 4)
-    unique = True
 
     def sample_params(self, rng):
         return _sample_color(rng)
@@ -37,7 +36,6 @@ class ColorAction(Action):
     """The attended entities take color c; positions stay."""
 
     counts = (1, 2, 3, 4, 5, 6, 7)
-    unique = True
     tolerance = COLOR_TOLERANCE
     error_unit = "RGB distance"
 

@@ -22,7 +22,6 @@ class Extreme(Argument):
 
     counts = (1,)
     n_refs = 1
-    unique = True
 
     def __init__(self, sign: int):
         self.sign = sign

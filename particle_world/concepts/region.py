@@ -33,7 +33,6 @@ class _Region(Action):
 
 class RegionPoint(_Region):
     counts = (1,)
-    unique = True
 
     def sample_params(self, rng):
         return {"point": rng.uniform(-0.7, 0.7, 2).round(4).tolist()}

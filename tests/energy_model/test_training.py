@@ -163,27 +163,6 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     assert model.code_init.grad.abs().sum(1).gt(0).all()  # both contexts' starts
 
 
-def test_target_scope_unique_supervises_only_families_with_one_right_answer():
-    """target_scope 'unique' keeps the term where the family admits the demonstrated answer
-    alone (region-point: as with 'all'), drops it where many answers are right
-    (region-hline), and a scope it does not know is refused."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config())
-
-    def target_x(unit, scope):
-        batch = TaskStream([unit], 4, seed=2, n_entities=(3, 4)).batch(0)
-        torch.manual_seed(1)
-        cfg = LossConfig(kl=False, contexts="generation", target=1.0, target_scope=scope)
-        return meta_loss(model, batch, cfg)["target_x"].item()
-
-    point, line = ("region-point", "action"), ("region-hline", "action")
-    assert target_x(point, "unique") == pytest.approx(target_x(point, "all"))
-    assert target_x(point, "unique") > 0
-    assert target_x(line, "unique") == 0 < target_x(line, "all")
-    with pytest.raises(ValueError, match="target_scope"):
-        target_x(point, "some")
-
-
 def test_code_contrast_scores_the_truth_under_another_tasks_code():
     """With loss.code_contrast > 0 each query's outcome is scored under its own code and its
     partner task's; the term is log 2 while codes are all alike (an untrained encoder
