@@ -6,8 +6,10 @@
 - Energy: on the queries, mean E at the start x^0 (unmoved), at the demonstrated outcome
   and at the chain's sample, the fraction of queries whose demonstrated outcome scores
   below the sample, and the distance of the sample's attended entities to the
-  demonstration's. An energy whose start-to-truth margin is small, or whose samples score
-  below the truth far from it, has not learned the concept, whatever its code holds.
+  demonstration's, in all and along each axis. An energy whose start-to-truth margin is
+  small, or whose samples score below the truth far from it, has not learned the concept,
+  whatever its code holds; a sample on the right line but off along it shows an energy
+  that learned only what the concept shares with a line.
 
     python bench/code_or_energy.py [--checkpoint assets/checkpoints/default.pt]
                                    [--concepts region-point region-circle ...]
@@ -51,7 +53,8 @@ def probe_r2(codes: np.ndarray, targets: np.ndarray, ridge: float = 1e-3) -> lis
 
 def check(model: ConceptModel, family: str, n_tasks: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    codes, params, energies, below, dist = [], [], {"start": [], "truth": [], "sample": []}, [], []
+    codes, params, energies = [], [], {"start": [], "truth": [], "sample": []}
+    below, dist, axis_gaps = [], [], []
     for start in range(0, n_tasks, CHUNK):
         tasks = [
             sample_task(family, rng, role="action") for _ in range(min(CHUNK, n_tasks - start))
@@ -73,13 +76,15 @@ def check(model: ConceptModel, family: str, n_tasks: int, seed: int) -> dict:
         for k, v in e.items():
             energies[k].append(v.numpy())
         below.append((e["truth"] < e["sample"]).numpy())
-        gap = (sample[:, -1, :, E.POS] - traj[:, -1, :, E.POS]).norm(dim=-1)
-        dist.append(gap[att > 0.5].numpy())
+        gap = (sample[:, -1, :, E.POS] - traj[:, -1, :, E.POS])[att > 0.5]
+        dist.append(gap.norm(dim=-1).numpy())
+        axis_gaps.append(gap.abs().numpy())
     return {
         "code_probe_r2": probe_r2(np.concatenate(codes), np.array(params)),
         **{f"energy_{k}": round(float(np.concatenate(v).mean()), 4) for k, v in energies.items()},
         "truth_below_sample": round(float(np.concatenate(below).mean()), 3),
         "sample_to_truth": round(float(np.concatenate(dist).mean()), 4),
+        "sample_to_truth_xy": np.concatenate(axis_gaps).mean(0).round(4).tolist(),
     }
 
 
@@ -100,12 +105,13 @@ def main(argv=None) -> int:
     model = load_model(args.checkpoint)
     rows = {c: check(model, c, args.tasks, args.seed) for c in args.concepts}
     print(f"{'concept':14s} {'probe R2':>16s} {'E start':>8s} {'E truth':>8s} {'E sample':>9s} "
-          f"{'truth<sample':>12s} {'dist':>6s}")  # fmt: skip
+          f"{'truth<sample':>12s} {'dist':>6s} {'|dx|':>6s} {'|dy|':>6s}")  # fmt: skip
     for c, r in rows.items():
         r2 = " ".join(f"{v:.2f}" for v in r["code_probe_r2"] or [])
         print(f"{c:14s} {r2:>16s} {r['energy_start']:8.3f} {r['energy_truth']:8.3f} "
               f"{r['energy_sample']:9.3f} {r['truth_below_sample']:12.0%} "
-              f"{r['sample_to_truth']:6.3f}")  # fmt: skip
+              f"{r['sample_to_truth']:6.3f} {r['sample_to_truth_xy'][0]:6.3f} "
+              f"{r['sample_to_truth_xy'][1]:6.3f}")  # fmt: skip
     out = {"checkpoint": str(args.checkpoint), "tasks": args.tasks, "seed": args.seed, "rows": rows}
     args.json.write_text(json.dumps(out, indent=2))
     return 0
