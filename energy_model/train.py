@@ -3,7 +3,9 @@
     python -m energy_model.train --out runs/NAME [--config FILE.json] [--flags]
 
 Writes into runs/NAME: config.json, metrics.jsonl (one line per logged step and per
-evaluation), last.pt (every --checkpoint-every steps, atomically), final.pt, curves.png.
+evaluation), last.pt (every --checkpoint-every steps, atomically), best.pt (the weights of
+the best periodic evaluation: a run that later collapses keeps its best state), final.pt,
+curves.png.
 --resume continues from runs/NAME/last.pt with the saved config.
 """
 
@@ -65,6 +67,13 @@ def _summary(result: dict) -> dict:
     return out
 
 
+def _score(summary: dict) -> tuple[float, float]:
+    """How periodic evaluations rank for best.pt: mean success, then lower mean error
+    (success saturates on one family long before its error stops falling)."""
+    errors = [v for k, v in summary.items() if k.endswith("_error")]
+    return summary["mean_success"], -float(np.mean(errors)) if errors else 0.0
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False) -> ConceptModel:
     """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -78,13 +87,14 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
-    start = 0
+    start, best = 0, None
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
         load_weights(model, ckpt, out / "last.pt")
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start = ckpt["step"]
+        best = tuple(ckpt["best_score"]) if ckpt.get("best_score") else None
         torch.set_rng_state(ckpt["torch_rng"])
         if balancer is not None and "balancer" in ckpt:  # else its running norms start anew
             balancer.load_state_dict(ckpt["balancer"])
@@ -102,6 +112,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 optimizer=opt.state_dict(),
                 scheduler=sched.state_dict(),
                 torch_rng=torch.get_rng_state(),
+                best_score=list(best) if best else None,
             )
             if balancer is not None:
                 extra["balancer"] = balancer.state_dict()
@@ -139,13 +150,17 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         log.flush()
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         done = step + 1
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            checkpoint("last.pt", done)
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
             result = evaluate(model, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)
-            log.write(json.dumps({"step": done, "eval": _summary(result)}) + "\n")
+            summary = _summary(result)
+            if best is None or _score(summary) > best:
+                best = _score(summary)
+                checkpoint("best.pt", done, resumable=False)
+            log.write(json.dumps({"step": done, "eval": summary}) + "\n")
             log.flush()
             plot_curves(out / "metrics.jsonl", out / "curves.png")
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            checkpoint("last.pt", done)  # after the evaluation: it holds the best score
     log.close()
     checkpoint("final.pt", cfg.steps, resumable=False)
     (out / "eval.json").write_text(json.dumps(result, indent=2))

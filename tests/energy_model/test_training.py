@@ -80,9 +80,25 @@ def test_trained_energy_ranks_demonstrated_outcomes_below_standing_still(trained
 
 def test_run_directory_holds_config_curves_and_checkpoints(trained):
     _, out, _ = trained
-    for name in ("config.json", "metrics.jsonl", "last.pt", "final.pt", "curves.png", "eval.json"):
+    names = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "final.pt", "curves.png")
+    for name in (*names, "eval.json"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_best_checkpoint_holds_the_best_periodic_evaluation(tmp_path):
+    """best.pt is written at the evaluation with the highest mean success (then the lowest
+    mean error), so a run that collapses later keeps its best state."""
+    cfg = tiny_config(steps=6, eval_every=2, eval_tasks=2, checkpoint_every=2)
+    train(cfg, tmp_path, quiet=True)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    evals = [json.loads(line) for line in lines if '"eval"' in line]
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    best = max(evals, key=lambda e: train_cli._score(e["eval"]))
+    ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert ckpt["step"] == best["step"]
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert tuple(last["best_score"]) == train_cli._score(best["eval"])
 
 
 @pytest.mark.parametrize("balance", [False, True])
