@@ -17,8 +17,9 @@ from particle_world import entities as E
 from particle_world.io import atomic_path
 
 FORMAT_VERSION = 3
-DEFAULT_CHECKPOINT = Path("assets/checkpoints/default.pt")
-"""The shipped all-family model (README: how it was trained), relative to the repo root."""
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets/checkpoints/default.pt"
+"""The shipped all-family model (README: how it was trained), found from any working
+directory, as robot_transfer finds its MJCF assets."""
 
 
 class CheckpointError(ValueError):

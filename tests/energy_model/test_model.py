@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from energy_model import network
-from energy_model.checkpoint import FORMAT_VERSION, CheckpointError, load_model, save_checkpoint
+from energy_model.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    FORMAT_VERSION,
+    CheckpointError,
+    load_model,
+    save_checkpoint,
+)
 from energy_model.config import InferenceConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
@@ -296,3 +302,10 @@ def test_evaluation_is_reproducible_and_leaves_the_global_rng_alone():
     assert torch.equal(before, torch.get_rng_state())
     # shifting codes by the number of tasks hands every task its own codes again
     assert evaluate_unit(model, "color", "argument", n_tasks=2, seed=4, code_shift=2) == runs[0]
+
+
+def test_shipped_checkpoint_loads_from_any_working_directory(tmp_path, monkeypatch):
+    """The default checkpoint is found relative to the code, not the shell's directory."""
+    monkeypatch.chdir(tmp_path)
+    model = load_model(DEFAULT_CHECKPOINT)
+    assert model.model_cfg.relational and not model.training
