@@ -153,8 +153,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
             result = evaluate(model, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)
             summary = _summary(result)
-            if best is None or _score(summary) > best:
-                best = _score(summary)
+            score = _score(summary)
+            if best is None or score > best:
+                best = score
                 checkpoint("best.pt", done, resumable=False)
             log.write(json.dumps({"step": done, "eval": summary}) + "\n")
             log.flush()
