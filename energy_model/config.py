@@ -173,6 +173,9 @@ class TrainConfig:
     """Write runs/NAME/last.pt every this many steps."""
     max_energy: float = 1e4
     """Stop when an energy's magnitude exceeds this (the run has blown up)."""
+    init: str | None = None
+    """Start from this checkpoint's weights (a fine-tune: a fresh optimiser and learning-rate
+    schedule); its model and inference configs must match this run's. None: random weights."""
     model: ModelConfig = field(default_factory=ModelConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     loss: LossConfig = field(default_factory=LossConfig)

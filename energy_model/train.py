@@ -32,7 +32,7 @@ from energy_model.checkpoint import (
     save_checkpoint,
 )
 from energy_model.cli_config import add_config_flags, build_config
-from energy_model.config import TrainConfig
+from energy_model.config import TrainConfig, from_dict
 from energy_model.data import TaskStream, units
 from energy_model.evaluation import evaluate
 from energy_model.langevin import SamplerDiverged
@@ -47,6 +47,21 @@ class TrainingDiverged(RuntimeError):
 def build_model(cfg: TrainConfig) -> ConceptModel:
     torch.manual_seed(cfg.seed)
     return ConceptModel(cfg.model, cfg.inference).to(cfg.device)
+
+
+def init_weights(model: ConceptModel, cfg: TrainConfig) -> None:
+    """Load cfg.init's weights into model, or say which config keys differ."""
+    ckpt = read_checkpoint(cfg.init, cfg.device)
+    for key, mine in (("model_config", cfg.model), ("inference_config", cfg.inference)):
+        theirs = asdict(from_dict(type(mine), ckpt[key]))  # fills keys added since
+        diff = sorted(k for k, v in asdict(mine).items() if theirs[k] != v)
+        if diff:
+            raise CheckpointError(
+                f"--init {cfg.init}: its {key} differs from this run's in {', '.join(diff)}; "
+                "give the same --model.* and --inference.* flags it was trained with "
+                "(its config.json or the checkpoint's train_config)"
+            )
+    load_weights(model, ckpt, cfg.init)
 
 
 def _check_finite(out: dict, step: int, max_energy: float) -> None:
@@ -88,6 +103,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
     start, best = 0, None
+    if cfg.init and not resume:
+        init_weights(model, cfg)
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
         load_weights(model, ckpt, out / "last.pt")

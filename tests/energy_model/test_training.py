@@ -128,6 +128,21 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, mon
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tmp_path, capsys):
+    """--init starts from the checkpoint's weights (a fine-tune keeps the trained error), and
+    a checkpoint of another width is refused with the keys that differ."""
+    cfg, out, model = trained
+    tuned = train(tiny_config(steps=1, lr=1e-6, init=str(out / "final.pt")), tmp_path / "ft",
+                  quiet=True)  # fmt: skip
+    for (name, a), b in zip(model.state_dict().items(), tuned.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-4), name
+    argv = ["--out", str(tmp_path / "bad"), "--concepts", "region-point", "--steps", "1",
+            "--init", str(out / "final.pt"), "--quiet"]  # fmt: skip
+    assert train_cli.main(argv) == 1
+    assert "model_config differs" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "final.pt").exists()
+
+
 def test_transfer_table_row_of_a_given_checkpoint(trained, tmp_path):
     cfg, out, model = trained
     path = tmp_path / "row.json"
