@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared full-size run for a GPU lease (one call; see README "Training on a GPU").
 #
-#   OUT=DIR TRAIN_SECONDS=360 [LIMIT_SECONDS=600] bash bench/gpu_train.sh [JOBS_FILE]
+#   OUT=DIR TRAIN_SECONDS=450 [LIMIT_SECONDS=585] bash bench/gpu_train.sh [JOBS_FILE]
 #
 # JOBS_FILE (default bench/gpu_jobs.txt) holds one training per line, "NAME FLAGS...";
 # '#' starts a comment. The jobs run side by side on the one GPU: a step is bound by the
