@@ -85,17 +85,23 @@ def read_checkpoint(path, device="cpu") -> dict:
 def load_model(path, device="cpu") -> ConceptModel:
     """A ConceptModel from a checkpoint, in eval mode on the given device."""
     ckpt = read_checkpoint(path, device)
+    model = ConceptModel(*saved_configs(ckpt, path))
+    load_weights(model, ckpt, path)
+    return model.to(device).eval()
+
+
+def saved_configs(ckpt: dict, path) -> tuple[ModelConfig, InferenceConfig]:
+    """A checkpoint's model and inference configs (keys added since take their defaults)."""
     try:
-        model_cfg = from_dict(ModelConfig, ckpt["model_config"])
-        inference_cfg = from_dict(InferenceConfig, ckpt["inference_config"])
+        return (
+            from_dict(ModelConfig, ckpt["model_config"]),
+            from_dict(InferenceConfig, ckpt["inference_config"]),
+        )
     except (ValueError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: its config does not fit this version of the code ({exc}); retrain it "
             "with this version, or load it with the version that wrote it"
         ) from exc
-    model = ConceptModel(model_cfg, inference_cfg)
-    load_weights(model, ckpt, path)
-    return model.to(device).eval()
 
 
 def load_weights(model: ConceptModel, ckpt: dict, path) -> None:

@@ -30,9 +30,10 @@ from energy_model.checkpoint import (
     load_weights,
     read_checkpoint,
     save_checkpoint,
+    saved_configs,
 )
 from energy_model.cli_config import add_config_flags, build_config
-from energy_model.config import TrainConfig, from_dict
+from energy_model.config import TrainConfig
 from energy_model.data import TaskStream, units
 from energy_model.evaluation import evaluate
 from energy_model.langevin import SamplerDiverged
@@ -52,12 +53,13 @@ def build_model(cfg: TrainConfig) -> ConceptModel:
 def init_weights(model: ConceptModel, cfg: TrainConfig) -> None:
     """Load cfg.init's weights into model, or say which config keys differ."""
     ckpt = read_checkpoint(cfg.init, cfg.device)
-    for key, mine in (("model_config", cfg.model), ("inference_config", cfg.inference)):
-        theirs = asdict(from_dict(type(mine), ckpt[key]))  # fills keys added since
+    saved = saved_configs(ckpt, cfg.init)
+    for mine, theirs in zip((cfg.model, cfg.inference), map(asdict, saved), strict=True):
         diff = sorted(k for k, v in asdict(mine).items() if theirs[k] != v)
         if diff:
             raise CheckpointError(
-                f"--init {cfg.init}: its {key} differs from this run's in {', '.join(diff)}; "
+                f"--init {cfg.init}: its {type(mine).__name__} differs from this run's in "
+                f"{', '.join(diff)}; "
                 "give the same --model.* and --inference.* flags it was trained with "
                 "(its config.json or the checkpoint's train_config)"
             )
@@ -103,8 +105,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
     start, best = 0, None
-    if cfg.init and not resume:
-        init_weights(model, cfg)
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
         load_weights(model, ckpt, out / "last.pt")
@@ -115,6 +115,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         torch.set_rng_state(ckpt["torch_rng"])
         if balancer is not None and "balancer" in ckpt:  # else its running norms start anew
             balancer.load_state_dict(ckpt["balancer"])
+    elif cfg.init:
+        init_weights(model, cfg)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     unit_list = units(cfg.concepts)
     stream = TaskStream(

@@ -139,7 +139,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tm
     argv = ["--out", str(tmp_path / "bad"), "--concepts", "region-point", "--steps", "1",
             "--init", str(out / "final.pt"), "--quiet"]  # fmt: skip
     assert train_cli.main(argv) == 1
-    assert "model_config differs" in capsys.readouterr().err
+    assert "ModelConfig differs from this run's in code_dim, hidden" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "final.pt").exists()
 
 
