@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from energy_model.activation import SiLU
 from energy_model.config import ModelConfig
 from particle_world import entities as E
 
@@ -31,7 +32,7 @@ def entity_features(cfg: ModelConfig) -> int:
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+        nn.Linear(n_in, hidden), SiLU(), nn.Linear(hidden, hidden), SiLU(),
         nn.Linear(hidden, n_out),
     )  # fmt: skip
 
@@ -135,7 +136,7 @@ class RelationEnergy(EnergyNet):
         self.g_i = nn.Linear(entity_features(cfg), h)
         self.g_j = nn.Linear(entity_features(cfg) + 1, h, bias=False)
         self.g_w = nn.Linear(cfg.code_dim, h, bias=False)
-        self.g_rest = nn.Sequential(nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h))
+        self.g_rest = nn.Sequential(SiLU(), nn.Linear(h, h), SiLU(), nn.Linear(h, h))
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
