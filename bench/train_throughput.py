@@ -12,6 +12,8 @@ all computing the same energy at 0/1 gates:
     expected  default, and identification's g run once per chain
               (ModelConfig.fractional_gate 'expected', RelationEnergy.gate_energy: a
               different energy between 0 and 1, not the default)
+    no-kl-a   default, without identification's L_KL term, so its chain runs without a
+              graph (LossConfig.kl_identification false: another loss, not the default)
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
                                      [--modes naive ... expected] [--hidden 128 [64 ...]]
@@ -36,13 +38,15 @@ from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 
-_NAIVE = {"rows": "all", "silu": False, "reuse": False, "fractional_gate": "input"}
+_NAIVE = {"rows": "all", "silu": False, "reuse": False, "fractional_gate": "input", "loss": {}}
+_DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True, "reuse": True}
 MODES = {
     "naive": _NAIVE,
     "sparse": {**_NAIVE, "rows": "sparse"},
     "silu": {**_NAIVE, "rows": "sparse", "silu": True},
-    "default": {**_NAIVE, "rows": "sparse", "silu": True, "reuse": True},
-    "expected": {"rows": "sparse", "silu": True, "reuse": True, "fractional_gate": "expected"},
+    "default": _DEFAULT,
+    "expected": {**_DEFAULT, "fractional_gate": "expected"},
+    "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
 }
 
 
@@ -64,7 +68,7 @@ def measure(b: int, n: int, steps: int, threads: int, device: str, mode: str, hi
     times = []
     for i, batch in enumerate(batches):
         t = time.perf_counter()
-        loss = meta_loss(model, batch, LossConfig())["loss"]
+        loss = meta_loss(model, batch, LossConfig(**how["loss"]))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

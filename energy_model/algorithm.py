@@ -129,14 +129,15 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
         energy_of_gate = model.identification_energy_fn(x0, wq, valid)
-        a_tilde = model.sample_attention(energy_of_gate, valid, create_graph=through_chains)
+        kl_a = cfg.kl and cfg.kl_identification
+        a_tilde = model.sample_attention(energy_of_gate, valid, create_graph=kl_a or cfg.target > 0)
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
         e_neg = energy_of_gate(gate_tilde.detach())
         out["ml_a"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
         loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
-        if cfg.kl:
+        if kl_a:
             out["kl_a"] = model.identification_energy(
                 x0, gate_tilde, wq.detach(), valid, frozen
             ).mean()

@@ -79,12 +79,9 @@ class EnergyNet(nn.Module):
 
     def gate_energy(self, x, w, valid):
         """gate [B, N] -> energy [B] at fixed x [B, S, N, D], w, valid: what a chain over the
-        gate calls at every step. The gate-independent work is done once, here, except
-        where g takes the gate as an input (fractional_gate 'input')."""
+        gate calls at every step. The gate-independent work is done once, here."""
         self.check(x, valid, w, valid)
-        if self.cfg.fractional_gate == "input":
-            return lambda gate: self(x, gate, w, valid)
-        return self._expected_energy(x, w, valid)
+        return self._gate_energy(x, w, valid)
 
     @staticmethod
     def check(x, gate, w, valid):
@@ -141,9 +138,14 @@ class RelationEnergy(EnergyNet):
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
         binary = not gate.requires_grad and bool(((gate == 0) | (gate == 1)).all())
-        if binary or self.cfg.fractional_gate == "input":
-            return self._pair_sum_energy(x, gate.to(x.dtype), w, valid, binary)
-        return self._expected_energy(x, w, valid)(gate)
+        if binary:
+            return self._pair_sum_energy(x, gate.to(x.dtype), w, valid)
+        return self._gate_energy(x, w, valid)(gate)
+
+    def _gate_energy(self, x, w, valid):
+        if self.cfg.fractional_gate == "expected":
+            return self._expected_energy(x, w, valid)
+        return self._input_gate_energy(x, w, valid)
 
     def _hidden(self, pre, w, rows):
         """g's hidden layers: its first layer's output pre [R, S, N, H] -> the input of its
@@ -166,20 +168,44 @@ class RelationEnergy(EnergyNet):
             + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
         )
 
-    def _pair_sum_energy(self, x, gate, w, valid, binary):
-        """The energy with the gate as g's input; at an exact 0/1 gate (binary) only the
-        attended rows are computed (_live_rows)."""
+    def _pair_sum_energy(self, x, gate, w, valid):
+        """The energy with the gate as g's input, computing the rows _live_rows names (at
+        an exact 0/1 gate only the attended ones)."""
         feats = _features(x, self.cfg)  # [B, S, N, F]
-        b, s, n, _ = feats.shape
         vf = valid.to(x.dtype)
-        row_w = gate * vf  # [B, N]
-        bi, ii = _live_rows(row_w if binary else vf, valid)  # [P], [P]
-        z = self._hidden(self._first_layer(feats, gate, w, bi, ii), w, bi)  # [P, S, N, H]
+        bi, ii = _live_rows(gate * vf, valid)  # [P], [P]
+        pre = self._first_layer(feats, gate, w, bi, ii)
+        return self._rows_energy(pre, feats, gate, vf, w, bi, ii)
+
+    def _input_gate_energy(self, x, w, valid):
+        """gate -> energy with the gate as g's input (fractional_gate 'input'): every valid
+        row counts, and g's first layer without the gate, the same at every step of a
+        chain, is computed once; a gate g_j adds g_j times the gate's column to it. With
+        ROW_MODE 'all', everything at every call instead (the naive baseline)."""
+        if ROW_MODE == "all":
+            return lambda gate: self._pair_sum_energy(x, gate.to(x.dtype), w, valid)
+        feats = _features(x, self.cfg)
+        vf = valid.to(x.dtype)
+        bi, ii = valid.nonzero(as_tuple=True)
+        pre0 = self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)  # [P, S, N, H]
+        on = self.g_j.weight[:, -1]  # what gate_j = 1 adds to g's first layer
+
+        def energy(gate):
+            g = gate.to(x.dtype)
+            pre = pre0 + g[bi][:, None, :, None] * on
+            return self._rows_energy(pre, feats, g, vf, w, bi, ii)
+
+        return energy
+
+    def _rows_energy(self, pre, feats, gate, vf, w, bi, ii):
+        """The energy from g's first layer pre [P, S, N, H] of rows (bi, ii)."""
+        b, s = feats.shape[:2]
+        z = self._hidden(pre, w, bi)  # [P, S, N, H]
         wj = self._pair_weight(feats, gate, vf, w) / vf.sum(-1, keepdim=True).clamp(min=1.0)
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(per_row * row_w[bi, ii][:, None], bi, b, w)
+        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w)
 
     def _head_of_rows(self, contrib, bi, b, w):
         """f of the rows' contributions [P, H] summed into their batch rows bi."""
@@ -232,7 +258,8 @@ class RelationEnergy(EnergyNet):
 ROW_MODES = ("sparse", "all")
 ROW_MODE = "sparse"
 """Which rows of the pair sum are computed: 'sparse' only those that can count, 'all' every
-(b, i), the zero weights doing the masking. The energy is the same; sparse was faster on
+(b, i), the zero weights doing the masking, and a chain over the gate recomputing all of g
+at every step (the naive baseline). The energy is the same; sparse was faster on
 both machines measured (bench/train_throughput*.json): 2x on this CPU, 4 to 24% on an
 H200 GPU, although finding the rows reads the mask back to the host."""
 
@@ -261,9 +288,9 @@ class EntityEnergy(EnergyNet):
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
-        return self._expected_energy(x, w, valid)(gate)
+        return self._gate_energy(x, w, valid)(gate)
 
-    def _expected_energy(self, x, w, valid):
+    def _gate_energy(self, x, w, valid):
         """gate -> energy with the per-entity terms g(x_i, w) computed once (linear in the
         gate, so any gate is exact)."""
         feats = _features(x, self.cfg)

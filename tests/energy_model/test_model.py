@@ -53,6 +53,24 @@ def test_attended_rows_shortcut_is_exact(batch):
 
 
 @pytest.mark.parametrize("pair_gate", PAIR_GATES)
+def test_input_gate_chain_reuses_the_gate_free_layer_exactly(batch, pair_gate, monkeypatch):
+    """A chain over an input gate (the default) computes g's first layer without the gate
+    once and adds the gate's column at each call: the energy and its gradient in the gate
+    are those of recomputing everything (ROW_MODE 'all', the naive baseline)."""
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, pair_gate=pair_gate))
+    x, valid = batch.query_x[:, :1, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    gate = torch.rand(valid.shape, requires_grad=True)
+    out = {}
+    for mode in ("sparse", "all"):
+        monkeypatch.setattr(network, "ROW_MODE", mode)
+        e = net.gate_energy(x, w, valid)(gate)
+        out[mode] = (e, *torch.autograd.grad(e.sum(), gate))
+    for a, b in zip(out["sparse"], out["all"], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("pair_gate", PAIR_GATES)
 @pytest.mark.parametrize("relational", [True, False])
 def test_fractional_gate_scores_the_expected_pair_sum(pair_gate, relational):
     """fractional_gate 'expected': the energy at gate p is f of the pooled sum's expectation

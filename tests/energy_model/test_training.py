@@ -194,6 +194,20 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     assert model.code_init.grad.abs().sum(1).gt(0).all()  # both contexts' starts
 
 
+def test_identification_kl_can_be_left_out_and_its_chain_undifferentiated():
+    """kl_identification False: no kl_a, and no gradient reaches identification's step
+    sizes (its chain ran without a graph) while generation's still get theirs."""
+    grads = {}
+    for on in (True, False):
+        model, batch = fresh_model_and_batch()
+        out = meta_loss(model, batch, LossConfig(kl_identification=on))
+        assert ("kl_a" in out) == on and "kl_x" in out
+        out["loss"].backward()
+        grads[on] = model.sample_a.log_step.grad, model.sample_x.log_step.grad
+    assert grads[True][0].abs().sum() > 0 and grads[False][0] is None
+    assert grads[False][1].abs().sum() > 0
+
+
 def test_code_contrast_scores_the_truth_under_another_tasks_code():
     """With loss.code_contrast > 0 each query's outcome is scored under its own code and its
     partner task's; the term is log 2 while codes are all alike (an untrained encoder
