@@ -2,13 +2,15 @@
 
 An event is one scene through the unrolled chains (demo code inference, query generation
 and identification). Measured on region-point scenes of exactly N entities, each mode in
-a fresh process (the allocator setting is per process), the first four cumulative and
-all computing the same energy at 0/1 gates:
+its own process (its switches are per process), the modes stepped in turn so that this
+machine's drift falls on all alike. The first three modes are cumulative and all compute
+the same energy at 0/1 gates:
     naive     every pair computed, g fed the fractional gate at each identification step,
-              autograd's SiLU, glibc's default allocator
-    sparse    + only attended rows where the gate is an exact mask (network.ROW_MODE)
-    silu      + SiLU's derivatives from one sigmoid (energy_model.activation)
-    default   + freed memory kept for reuse (energy_model.allocator): what training runs
+              autograd's SiLU
+    sparse    + only attended rows where the gate is an exact mask, and g's first layer
+              without the gate computed once per chain over the gate (network.ROW_MODE)
+    default   + SiLU's derivatives from one sigmoid (energy_model.activation): what
+              training runs
     expected  default, and identification's g run once per chain
               (ModelConfig.fractional_gate 'expected', RelationEnergy.gate_energy: a
               different energy between 0 and 1, not the default)
@@ -16,8 +18,9 @@ all computing the same energy at 0/1 gates:
               graph (LossConfig.kl_identification false: another loss, not the default)
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
-                                     [--modes naive ... expected] [--hidden 128 [64 ...]]
-                                     [--device cpu] [--json bench/train_throughput.json]
+                                     [--modes naive ... no-kl-a] [--hidden 128 [64 ...]]
+                                     [--threads 1] [--device cpu]
+                                     [--json bench/train_throughput.json]
 """
 
 from __future__ import annotations
@@ -33,31 +36,27 @@ import torch
 
 from energy_model import activation, network
 from energy_model.algorithm import meta_loss
-from energy_model.allocator import reuse_freed_memory
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 
-_NAIVE = {"rows": "all", "silu": False, "reuse": False, "fractional_gate": "input", "loss": {}}
-_DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True, "reuse": True}
+_NAIVE = {"rows": "all", "silu": False, "fractional_gate": "input", "loss": {}}
+_DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True}
 MODES = {
     "naive": _NAIVE,
     "sparse": {**_NAIVE, "rows": "sparse"},
-    "silu": {**_NAIVE, "rows": "sparse", "silu": True},
     "default": _DEFAULT,
     "expected": {**_DEFAULT, "fractional_gate": "expected"},
     "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
 }
 
 
-def measure(b: int, n: int, steps: int, threads: int, device: str, mode: str, hidden: int):
-    """Median seconds of one Adam step of Algorithm 1 over steps + 1 batches of b tasks
-    with n entities (the first warms up), computed as MODES[mode] says. Run it in a fresh
-    process: it sets process-wide switches."""
+def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: str, hidden):
+    """A process that trains as MODES[mode] says (it sets process-wide switches) and times
+    one Adam step of Algorithm 1 each time it is asked, on batch i of steps + 1 batches of
+    b tasks with n entities: its seconds."""
     how = MODES[mode]
     torch.set_num_threads(threads)
-    if how["reuse"]:
-        reuse_freed_memory()
     network.ROW_MODE, activation.HAND_DERIVATIVES = how["rows"], how["silu"]
     stream = TaskStream([("region-point", "action")], b, 0, n_entities=(n, n))
     batches = [stream.batch(i).to(device) for i in range(steps + 1)]
@@ -65,22 +64,52 @@ def measure(b: int, n: int, steps: int, threads: int, device: str, mode: str, hi
     model_cfg = ModelConfig(hidden=hidden, fractional_gate=how["fractional_gate"])
     model = ConceptModel(model_cfg, InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    times = []
-    for i, batch in enumerate(batches):
+    conn.send(b * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1]))  # events
+    while (i := conn.recv()) is not None:
         t = time.perf_counter()
-        loss = meta_loss(model, batch, LossConfig(**how["loss"]))["loss"]
+        loss = meta_loss(model, batches[i], LossConfig(**how["loss"]))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
-        if i:  # the first step warms up
-            times.append(time.perf_counter() - t)
-    sec = sorted(times)[len(times) // 2]
-    b, kd, _, n, _ = batches[0].demo_x.shape
-    events = b * (kd + batches[0].query_x.shape[1])
-    return {"batch_size": b, "entities": n, "hidden": hidden, "mode": mode,
-            "sec_per_step": sec, "events_per_sec": events / sec}  # fmt: skip
+        conn.send(time.perf_counter() - t)
+
+
+def measure(b: int, n: int, steps: int, threads: int, device: str, modes: list, hidden: int):
+    """Rows of median per-step figures over steps + 1 steps (the first warms up), one
+    process per mode, the modes stepped in turn (the order rotating each round) so that
+    this machine's drift, 10 to 20% between sittings, falls on all of them alike."""
+    spawn = multiprocessing.get_context("spawn")
+    procs, conns = [], []
+    for mode in modes:
+        here, there = spawn.Pipe()
+        procs.append(spawn.Process(target=_stepper, args=(there, b, n, steps, threads, device,
+                                                           mode, hidden)))  # fmt: skip
+        procs[-1].start()
+        conns.append(here)
+    try:
+        events = [conn.recv() for conn in conns][0]
+        times = {mode: [] for mode in modes}
+        for i in range(steps + 1):
+            for k in range(len(modes)):
+                j = (i + k) % len(modes)
+                conns[j].send(i)
+                if i:  # the first step warms up
+                    times[modes[j]].append(conns[j].recv())
+                else:
+                    conns[j].recv()
+    finally:
+        for conn in conns:
+            conn.send(None)
+        for proc in procs:
+            proc.join()
+    rows = []
+    for mode in modes:
+        sec = sorted(times[mode])[len(times[mode]) // 2]
+        rows.append({"batch_size": b, "entities": n, "hidden": hidden, "mode": mode,
+                     "sec_per_step": sec, "events_per_sec": events / sec})  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -96,14 +125,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=Path("bench/train_throughput.json"))
     args = p.parse_args()
-    spawn = multiprocessing.get_context("spawn")
     rows = []
     for b in args.batch_sizes:
         for h in args.hidden:
-            for mode in args.modes:
-                with spawn.Pool(1) as pool:
-                    how = (b, args.entities, args.steps, args.threads, args.device, mode, h)
-                    rows.append(pool.apply(measure, how))
+            rows += measure(b, args.entities, args.steps, args.threads, args.device, args.modes, h)
     print(f"{'batch':>5s} {'N':>3s} {'width':>5s} {'mode':>8s} {'s/step':>8s} {'events/s':>9s} "
           f"{'x naive':>7s}")  # fmt: skip
     for r in rows:

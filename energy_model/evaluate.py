@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from energy_model.allocator import reuse_freed_memory
 from energy_model.checkpoint import (
     DEFAULT_CHECKPOINT,
     CheckpointError,
@@ -153,7 +152,6 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    reuse_freed_memory()
     steps = args.steps[0] if args.steps and len(args.steps) == 1 else args.steps
     try:
         if args.transfer_table:

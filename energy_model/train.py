@@ -24,7 +24,6 @@ import torch
 from tqdm import tqdm
 
 from energy_model.algorithm import meta_loss, scheduled
-from energy_model.allocator import reuse_freed_memory
 from energy_model.balance import ContextBalancer
 from energy_model.checkpoint import (
     CheckpointError,
@@ -96,7 +95,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
-    reuse_freed_memory()
     model = build_model(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     steps_ = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("log_step")]

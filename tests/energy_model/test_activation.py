@@ -1,14 +1,10 @@
-"""SiLU's hand-written derivatives and the allocator setting: speed-ups that change nothing."""
+"""SiLU's hand-written derivatives: a speed-up that changes nothing."""
 
-import platform
-
-import pytest
 import torch
 import torch.nn.functional as F
 
 from energy_model import activation
 from energy_model.algorithm import meta_loss
-from energy_model.allocator import reuse_freed_memory
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
@@ -44,9 +40,3 @@ def test_meta_gradient_is_the_same_with_autograds_silu(monkeypatch):
         grads[hand] = [loss, *torch.autograd.grad(loss, list(model.net.parameters()))]
     for a, b in zip(grads[True], grads[False], strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
-def test_allocator_is_tuned_on_glibc():
-    assert reuse_freed_memory()
-    assert (torch.ones(1 << 20) * 2).sum().item() == 2 << 20
