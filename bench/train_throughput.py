@@ -16,9 +16,11 @@ the same energy at 0/1 gates:
               different energy between 0 and 1, not the default)
     no-kl-a   default, without identification's L_KL term, so its chain runs without a
               graph (LossConfig.kl_identification false: another loss, not the default)
+    unroll-2  default, the query chains differentiated through their last 2 steps only
+              (LossConfig.unroll 2: truncated, not the default)
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
-                                     [--modes naive ... no-kl-a] [--hidden 128 [64 ...]]
+                                     [--modes naive ... unroll-2] [--hidden 128 [64 ...]]
                                      [--threads 1] [--device cpu]
                                      [--json bench/train_throughput.json]
 """
@@ -48,6 +50,7 @@ MODES = {
     "default": _DEFAULT,
     "expected": {**_DEFAULT, "fractional_gate": "expected"},
     "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
+    "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
 }
 
 

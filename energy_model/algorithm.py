@@ -88,6 +88,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     'loss_a' its generation and identification parts (zero for a context not trained)."""
     if cfg.contexts not in CONTEXTS:
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
+    if cfg.unroll < 0:
+        raise ValueError(f"unroll must be >= 0 (0: every step), got {cfg.unroll}")
     if not 0 <= cfg.target_decay <= 1:
         raise ValueError(f"target_decay must be in [0, 1], got {cfg.target_decay}")
     w_x, w_a = model.infer_codes(
@@ -102,7 +104,9 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
 
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
-        x_tilde = model.generate(traj, att, wq, valid, create_graph=through_chains)
+        x_tilde = model.generate(
+            traj, att, wq, valid, create_graph=through_chains, graph_steps=cfg.unroll or None
+        )
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
@@ -130,7 +134,9 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         x0 = traj[:, 0]
         energy_of_gate = model.identification_energy_fn(x0, wq, valid)
         kl_a = cfg.kl and cfg.kl_identification
-        a_tilde = model.sample_attention(energy_of_gate, valid, create_graph=kl_a or cfg.target > 0)
+        a_tilde = model.sample_attention(
+            energy_of_gate, valid, kl_a or cfg.target > 0, graph_steps=cfg.unroll or None
+        )
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
         e_neg = energy_of_gate(gate_tilde.detach())

@@ -108,6 +108,10 @@ class LossConfig:
     """Train on 'generation', 'identification' or 'both' contexts."""
     kl: bool = True
     """Include L_KL (differentiate through the query samplers)."""
+    unroll: int = 0
+    """Differentiate the query chains (L_KL, target) through their last `unroll` steps
+    only, as Du et al. (2021) do through the last one; 0: through every step (Algorithm
+    1). The demos' code inference keeps its whole graph either way."""
     kl_identification: bool = True
     """With kl, include identification's L_KL term too. False: its chain runs without a
     graph (unless target > 0), which makes a step about 1.4x faster: differentiating

@@ -40,16 +40,24 @@ class Langevin(nn.Module):
         steps: int | None = None,
         bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
         record: list | None = None,
+        graph_steps: int | None = None,
     ) -> torch.Tensor:
         """Run the chain from v; only coordinates where mask is 1 move; bounds (lower, upper
-        broadcast against v) clamp every iterate. Appends each iterate (detached) to record."""
+        broadcast against v) clamp every iterate. Appends each iterate (detached) to record.
+        With create_graph, graph_steps k keeps the graph through the last k steps only
+        (truncated backpropagation; None: through all)."""
         cfg = self.cfg
+        n = steps or cfg.steps
+        first_kept = 0 if graph_steps is None else n - graph_steps
         v = v if create_graph else v.detach()
-        for k in range(steps or cfg.steps):
+        for k in range(n):
+            keep = create_graph and k >= first_kept
+            if not keep:
+                v = v.detach()
             if not v.requires_grad:
                 v = v.requires_grad_()
             energy = energy_fn(v)  # [B]
-            (grad,) = torch.autograd.grad(energy.sum(), v, create_graph=create_graph)
+            (grad,) = torch.autograd.grad(energy.sum(), v, create_graph=keep)
             if cfg.normalize:
                 dims = tuple(range(1, grad.dim()))
                 grad = grad / grad.square().mean(dim=dims, keepdim=True).sqrt().clamp(min=1e-8)
@@ -64,7 +72,7 @@ class Langevin(nn.Module):
             v = v + update
             if bounds is not None:
                 v = torch.maximum(torch.minimum(v, bounds[1]), bounds[0])
-            if not create_graph:
+            if not keep:
                 v = v.detach()
             if record is not None:
                 record.append(v.detach().clone())

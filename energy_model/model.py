@@ -133,8 +133,12 @@ class ConceptModel(nn.Module):
             )
         return w_x, w_a
 
-    def generate(self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None):
-        """x~: the trajectory [B, T+1, N, D] after Langevin from the generation start."""
+    def generate(
+        self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None,
+        graph_steps=None,
+    ):  # fmt: skip
+        """x~: the trajectory [B, T+1, N, D] after Langevin from the generation start
+        (graph_steps: Langevin's)."""
         start = generation_start(traj, attention)
         return self.sample_x(
             lambda x: self.generation_energy(x, attention, w_x, valid),
@@ -144,6 +148,7 @@ class ConceptModel(nn.Module):
             steps,
             bounds=feature_bounds(traj.device, traj.dtype),
             record=record,
+            graph_steps=graph_steps,
         )
 
     def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None):
@@ -151,9 +156,13 @@ class ConceptModel(nn.Module):
         energy_of_gate = self.identification_energy_fn(x0, w_a, valid)
         return self.sample_attention(energy_of_gate, valid, create_graph, steps, record)
 
-    def sample_attention(self, energy_of_gate, valid, create_graph=False, steps=None, record=None):
+    def sample_attention(
+        self, energy_of_gate, valid, create_graph=False, steps=None, record=None,
+        graph_steps=None,
+    ):  # fmt: skip
         """identify's chain on a given gate -> energy function (identification_energy_fn),
-        so a caller that scores other gates of the same scenes computes g once for all."""
+        so a caller that scores other gates of the same scenes computes g once for all
+        (graph_steps: Langevin's)."""
         logits = torch.randn(valid.shape, device=valid.device, dtype=self.code_init.dtype)
         return self.sample_a(
             lambda a: energy_of_gate(torch.sigmoid(a)),
@@ -162,4 +171,5 @@ class ConceptModel(nn.Module):
             create_graph,
             steps,
             record=record,
+            graph_steps=graph_steps,
         )

@@ -208,6 +208,19 @@ def test_identification_kl_can_be_left_out_and_its_chain_undifferentiated():
     assert grads[False][1].abs().sum() > 0
 
 
+def test_unroll_differentiates_the_query_chains_through_their_last_steps_only():
+    """unroll k: the step sizes of the query chains' last k steps get a gradient, the
+    earlier ones none; the code chains keep theirs; a negative k is refused."""
+    model, batch = fresh_model_and_batch()
+    meta_loss(model, batch, LossConfig(unroll=2))["loss"].backward()
+    for sampler in (model.sample_x, model.sample_a):
+        moved = sampler.log_step.grad.abs().sum(1) > 0
+        assert moved[-2:].all() and not moved[:-2].any()
+    assert (model.sample_w["generation"].log_step.grad.abs().sum(1) > 0).all()
+    with pytest.raises(ValueError, match="unroll"):
+        meta_loss(model, batch, LossConfig(unroll=-1))
+
+
 def test_code_contrast_scores_the_truth_under_another_tasks_code():
     """With loss.code_contrast > 0 each query's outcome is scored under its own code and its
     partner task's; the term is log 2 while codes are all alike (an untrained encoder
