@@ -184,18 +184,27 @@ class RelationEnergy(EnergyNet):
         ROW_MODE 'all', everything at every call instead (the naive baseline)."""
         if ROW_MODE == "all":
             return lambda gate: self._pair_sum_energy(x, gate.to(x.dtype), w, valid)
-        feats = _features(x, self.cfg)
-        vf = valid.to(x.dtype)
-        bi, ii = valid.nonzero(as_tuple=True)
-        pre0 = self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)  # [P, S, N, H]
-        on = self.g_j.weight[:, -1]  # what gate_j = 1 adds to g's first layer
+        feats, vf, bi, ii, pre0 = self._gate_free_first_layer(x, w, valid)
 
         def energy(gate):
             g = gate.to(x.dtype)
-            pre = pre0 + g[bi][:, None, :, None] * on
+            pre = pre0 + g[bi][:, None, :, None] * self._gate_column
             return self._rows_energy(pre, feats, g, vf, w, bi, ii)
 
         return energy
+
+    def _gate_free_first_layer(self, x, w, valid):
+        """For a chain over a fractional gate: the features, valid mask, every valid row
+        (bi, ii) (any gate may count) and g's first layer of those rows at gate 0."""
+        feats = _features(x, self.cfg)
+        vf = valid.to(x.dtype)
+        bi, ii = valid.nonzero(as_tuple=True)
+        return feats, vf, bi, ii, self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)
+
+    @property
+    def _gate_column(self):
+        """What gate_j = 1 adds to g's first layer."""
+        return self.g_j.weight[:, -1]
 
     def _rows_energy(self, pre, feats, gate, vf, w, bi, ii):
         """The energy from g's first layer pre [P, S, N, H] of rows (bi, ii)."""
@@ -219,14 +228,10 @@ class RelationEnergy(EnergyNet):
         row i counts gate_i times sum_j [(1 - gate_j) v_j(0) g(., m_j=0) + gate_j v_j(1)
         g(., m_j=1)] / n, the pair (i, i) given m_i = 1. At a 0/1 gate it is the energy
         itself."""
-        feats = _features(x, self.cfg)
+        feats, vf, bi, ii, pre0 = self._gate_free_first_layer(x, w, valid)
         b, s, n, _ = feats.shape
-        vf = valid.to(x.dtype)
-        bi, ii = valid.nonzero(as_tuple=True)  # every valid row: any gate may be fractional
-        pre0 = self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)
-        on = self.g_j.weight[:, -1]  # what gate_j = 1 adds to g's first layer
         z0 = self._hidden(pre0, w, bi).sum(1)  # [P, N, H]
-        z1 = self._hidden(pre0 + on, w, bi).sum(1)
+        z1 = self._hidden(pre0 + self._gate_column, w, bi).sum(1)
         v0 = self._pair_weight(feats, torch.zeros_like(vf), vf, w)  # [B, N]
         v1 = self._pair_weight(feats, torch.ones_like(vf), vf, w)
         self_pair = ii[:, None] == torch.arange(n, device=x.device)  # [P, N]
