@@ -4,9 +4,10 @@ Algorithm 1 differentiates through unrolled Langevin chains: every step takes th
 gradient with create_graph and the final backward differentiates that gradient again, so
 SiLU and its first and second derivatives run on every pair tensor at every chain step.
 Autograd evaluates the sigmoid afresh for each (silu, silu_backward, and again inside its
-double backward), and an exponential costs four to five times a multiply here. This one
+double backward), and an exponential costs three to five times a multiply here. This one
 evaluates it once, in the forward, and builds both derivatives from it with multiplies
 and adds: the same function to float rounding, and any higher derivative still right.
+It saves 4 to 6% of a training step (README, Speed).
 """
 
 from __future__ import annotations
