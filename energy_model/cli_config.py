@@ -70,7 +70,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> 
             type=lambda text, h=hint: _parse_value(h, text),
             default=argparse.SUPPRESS,
             metavar=type(default).__name__.upper() if default is not None else "VALUE",
-            help=f"{docs.get(f.name, '')} (default: {default})",
+            help=f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%"),
         )
 
 

@@ -170,6 +170,16 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
         evaluate_cli.main([*base, "--steps", "0"])
 
 
+def test_cli_help_lists_every_option_with_its_docstring(capsys):
+    """--help renders every config field's docstring, percent signs and all."""
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "--loss.kl-identification" in out and "--loss.unroll" in out
+    assert "--inference.x.steps" in out
+
+
 def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
     code = train_cli.main(["--out", str(tmp_path), "--concepts", "nonsense", "--steps", "1"])
     err = capsys.readouterr().err.strip().splitlines()
