@@ -92,16 +92,15 @@ def measure(b: int, n: int, steps: int, threads: int, device: str, modes: list, 
         procs[-1].start()
         conns.append(here)
     try:
-        events = [conn.recv() for conn in conns][0]
+        events = [conn.recv() for conn in conns][0]  # each reports it when ready; all alike
         times = {mode: [] for mode in modes}
         for i in range(steps + 1):
             for k in range(len(modes)):
                 j = (i + k) % len(modes)
                 conns[j].send(i)
+                sec = conns[j].recv()
                 if i:  # the first step warms up
-                    times[modes[j]].append(conns[j].recv())
-                else:
-                    conns[j].recv()
+                    times[modes[j]].append(sec)
     finally:
         for conn in conns:
             conn.send(None)
