@@ -84,6 +84,13 @@ class InferenceConfig:
     code_encoder: bool = True
     """Add to the start a per-task offset read off the demos by a small set encoder
     (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
+    restarts: int = 8
+    """Test-time identification runs this many chains per scene from independent random
+    starts and keeps the one that ends at the lowest energy (training runs one)."""
+
+
+TEST_TIME_ONLY = ("restarts",)
+"""InferenceConfig fields that change no training: a fine-tune (--init) may set them anew."""
 
 
 def paper_inference() -> InferenceConfig:
@@ -119,6 +126,10 @@ class LossConfig:
     the costliest part of a step: every pair, every step, second order) and the same mean
     held-out success over a full training, moved from identification to generation
     (README, Speed)."""
+    negative_restarts: int = 1
+    """Identification's L_ML negative: the lowest-energy end among the differentiated chain
+    and negative_restarts - 1 more from other random starts (run without a graph), i.e.
+    where test-time identification with restarts would land; 1: the one chain."""
     energy_reg: float = 0.1
     """Weight of the energy^2 regulariser on positive and negative energies."""
     target: float = 0.0

@@ -76,6 +76,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _with_restarts(model, restarts: int | None):
+    if restarts:
+        model.inference_cfg.restarts = restarts
+    return model
+
+
 def untrained_like(path) -> torch.nn.Module:
     """A freshly initialised network with the checkpoint's config (the baseline row)."""
     from energy_model.train import build_model
@@ -86,7 +92,12 @@ def untrained_like(path) -> torch.nn.Module:
 
 
 def transfer_table(
-    steps: int, seed: int, tasks: int, threads: int, pair_gate: str | None = None
+    steps: int,
+    seed: int,
+    tasks: int,
+    threads: int,
+    pair_gate: str | None = None,
+    restarts: int | None = None,
 ) -> dict:
     """Train region-point on each context, evaluate both contexts on held-out region-point
     tasks (the paper's table): generation error of the move, attention error of the color
@@ -105,7 +116,7 @@ def transfer_table(
             cfg.loss.contexts = contexts
             name = f"transfer-{contexts}" + (f"-{pair_gate}" if pair_gate else "")
             model, _ = train_or_reuse(cfg, Path("runs") / name)
-        rows[contexts] = transfer_row(model, tasks, seed + 1)
+        rows[contexts] = transfer_row(_with_restarts(model, restarts), tasks, seed + 1)
     return rows
 
 
@@ -149,6 +160,11 @@ def main(argv=None) -> int:
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
     p.add_argument("--train-steps", type=int, default=600, help="transfer table: steps per run")
     p.add_argument("--pair-gate", help="transfer table: the model's pair gate (default: as config)")
+    p.add_argument(
+        "--restarts", type=_positive,
+        help="identification chains per scene, the lowest-energy one kept (default: the "
+        "checkpoint's inference.restarts; 1 reproduces tables measured before restarts)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -156,11 +172,16 @@ def main(argv=None) -> int:
     try:
         if args.transfer_table:
             if args.checkpoint:
-                model = load_model(args.checkpoint)
+                model = _with_restarts(load_model(args.checkpoint), args.restarts)
                 rows = {str(args.checkpoint): transfer_row(model, args.tasks, args.seed + 1)}
             else:
                 rows = transfer_table(
-                    args.train_steps, args.seed, args.tasks, args.threads, args.pair_gate
+                    args.train_steps,
+                    args.seed,
+                    args.tasks,
+                    args.threads,
+                    args.pair_gate,
+                    args.restarts,
                 )
             print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
             for name, r in rows.items():
@@ -177,6 +198,7 @@ def main(argv=None) -> int:
             models = {"trained": load_model(args.checkpoint)}
             if not args.no_baseline:
                 models = {"untrained": untrained_like(args.checkpoint), **models}
+            models = {k: _with_restarts(m, args.restarts) for k, m in models.items()}
             results = {}
             with tqdm(total=n_units * len(models), ncols=100, desc="evaluating") as bar:
                 for name, model in models.items():

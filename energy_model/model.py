@@ -151,10 +151,34 @@ class ConceptModel(nn.Module):
             graph_steps=graph_steps,
         )
 
-    def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None):
-        """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3)."""
-        energy_of_gate = self.identification_energy_fn(x0, w_a, valid)
-        return self.sample_attention(energy_of_gate, valid, create_graph, steps, record)
+    def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None, restarts=None):
+        """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3): of `restarts`
+        chains per scene (default inference_cfg.restarts), the one that ends at the lowest
+        energy, eq. 3's argmin over a approached from several starts. With record, each
+        recorded step keeps its own lowest-energy chain."""
+        r = self.inference_cfg.restarts if restarts is None else restarts
+        if r < 1:
+            raise ValueError(f"restarts must be a positive integer, got {r}")
+        if r == 1:
+            energy_of_gate = self.identification_energy_fn(x0, w_a, valid)
+            return self.sample_attention(energy_of_gate, valid, create_graph, steps, record)
+        if create_graph:
+            raise ValueError("restarts > 1 pick a chain by its energy: a test-time choice only")
+        b = x0.shape[0]
+        energy_of_gate = self.identification_energy_fn(
+            x0.repeat(r, 1, 1), w_a.repeat(r, 1), valid.repeat(r, 1)
+        )
+
+        def lowest(logits):  # [r*B, N] -> [B, N]
+            with torch.no_grad():
+                energy = energy_of_gate(torch.sigmoid(logits)).view(r, b)
+            return logits.view(r, b, -1)[energy.argmin(0), torch.arange(b, device=x0.device)]
+
+        chains: list[torch.Tensor] | None = None if record is None else []
+        logits = self.sample_attention(energy_of_gate, valid.repeat(r, 1), False, steps, chains)
+        if record is not None:
+            record.extend(lowest(state) for state in chains)
+        return lowest(logits)
 
     def sample_attention(
         self, energy_of_gate, valid, create_graph=False, steps=None, record=None,

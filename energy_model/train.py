@@ -33,7 +33,7 @@ from energy_model.checkpoint import (
     saved_configs,
 )
 from energy_model.cli_config import add_config_flags, build_config
-from energy_model.config import TrainConfig
+from energy_model.config import TEST_TIME_ONLY, TrainConfig
 from energy_model.data import TaskStream, units
 from energy_model.evaluation import evaluate
 from energy_model.langevin import SamplerDiverged
@@ -55,7 +55,9 @@ def init_weights(model: ConceptModel, cfg: TrainConfig) -> None:
     ckpt = read_checkpoint(cfg.init, cfg.device)
     saved = saved_configs(ckpt, cfg.init)
     for mine, theirs in zip((cfg.model, cfg.inference), map(asdict, saved), strict=True):
-        diff = sorted(k for k, v in asdict(mine).items() if theirs[k] != v)
+        diff = sorted(
+            k for k, v in asdict(mine).items() if theirs[k] != v and k not in TEST_TIME_ONLY
+        )
         if diff:
             raise CheckpointError(
                 f"--init {cfg.init}: its {type(mine).__name__} differs from this run's in "

@@ -247,6 +247,29 @@ def test_generation_moves_only_attended_changeable_features(batch):
     assert torch.equal(out[..., 5:], traj[..., 5:])  # shapes never change
 
 
+def test_identification_restarts_keep_each_scenes_lowest_energy_chain(batch):
+    model = small_model()
+    x0, valid = batch.query_x[:, 0, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x0), 8)
+    r, b = 4, len(x0)
+    torch.manual_seed(5)
+    record: list[torch.Tensor] = []
+    picked = model.identify(x0, w, valid, restarts=r, record=record)
+    torch.manual_seed(5)  # the same draws, each chain on its own
+    fn = model.identification_energy_fn(x0.repeat(r, 1, 1), w.repeat(r, 1), valid.repeat(r, 1))
+    chains = model.sample_attention(fn, valid.repeat(r, 1)).detach()
+    energies = fn(torch.sigmoid(chains)).detach().view(r, b)
+    lowest = chains.view(r, b, -1)[energies.argmin(0), torch.arange(b)]
+    assert torch.equal(picked, lowest)
+    assert len(record) == model.inference_cfg.a.steps and torch.equal(record[-1], picked)
+    assert (model.identification_energy(x0, torch.sigmoid(picked), w, valid)
+            <= energies[0] + 1e-6).all()  # fmt: skip
+    with pytest.raises(ValueError, match="test-time"):
+        model.identify(x0, w, valid, create_graph=True, restarts=r)
+    with pytest.raises(ValueError, match="positive"):
+        model.identify(x0, w, valid, restarts=0)
+
+
 def test_wrong_shapes_are_refused():
     net = build_energy(ModelConfig(hidden=16, code_dim=4))
     with pytest.raises(ValueError, match="x must be"):

@@ -15,6 +15,7 @@ from energy_model.algorithm import (
     perturbed_outcomes,
     scheduled,
 )
+from energy_model.checkpoint import load_model
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
 from energy_model.data import TaskStream
 from energy_model.evaluation import evaluate_unit
@@ -132,8 +133,9 @@ def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tm
     """--init starts from the checkpoint's weights (a fine-tune keeps the trained error), and
     a checkpoint of another width is refused with the keys that differ."""
     cfg, out, model = trained
-    tuned = train(tiny_config(steps=1, lr=1e-6, init=str(out / "final.pt")), tmp_path / "ft",
-                  quiet=True)  # fmt: skip
+    ft_cfg = tiny_config(steps=1, lr=1e-6, init=str(out / "final.pt"))
+    ft_cfg.inference.restarts = 3  # a test-time setting: no reason to refuse the weights
+    tuned = train(ft_cfg, tmp_path / "ft", quiet=True)
     for (name, a), b in zip(model.state_dict().items(), tuned.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-4), name
     argv = ["--out", str(tmp_path / "bad"), "--concepts", "region-point", "--steps", "1",
@@ -150,6 +152,11 @@ def test_transfer_table_row_of_a_given_checkpoint(trained, tmp_path):
     assert evaluate_cli.main([*argv, "--json", str(path)]) == 0
     (row,) = json.loads(path.read_text())["transfer_table"].values()
     assert row == evaluate_cli.transfer_row(model, 2, seed=2)  # held-out seed: --seed + 1
+    assert evaluate_cli.main([*argv, "--restarts", "1", "--json", str(path)]) == 0
+    (row,) = json.loads(path.read_text())["transfer_table"].values()
+    one_chain = load_model(out / "final.pt")
+    one_chain.inference_cfg.restarts = 1
+    assert row == evaluate_cli.transfer_row(one_chain, 2, seed=2)
 
 
 def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp_path):
