@@ -140,9 +140,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
         e_neg = energy_of_gate(gate_tilde.detach())
-        if cfg.negative_restarts > 1:
-            more = model.identify(x0, wq.detach(), valid, restarts=cfg.negative_restarts - 1)
-            e_neg = torch.minimum(e_neg, energy_of_gate(torch.sigmoid(more)))
         out["ml_a"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
         loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()

@@ -126,10 +126,6 @@ class LossConfig:
     the costliest part of a step: every pair, every step, second order) and the same mean
     held-out success over a full training, moved from identification to generation
     (README, Speed)."""
-    negative_restarts: int = 1
-    """Identification's L_ML negative: the lowest-energy end among the differentiated chain
-    and negative_restarts - 1 more from other random starts (run without a graph), i.e.
-    where test-time identification with restarts would land; 1: the one chain."""
     energy_reg: float = 0.1
     """Weight of the energy^2 regulariser on positive and negative energies."""
     target: float = 0.0
