@@ -47,18 +47,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     `path` when the block succeeds and is removed when it fails, so readers never see a
     half-written file."""
     path = Path(path)
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def temp_beside(path: str | os.PathLike) -> Path:
+    """A new empty hidden file beside `path` (same suffix; folders made as needed) with a
+    normal file's mode, to be moved onto `path` once complete (atomic_path, video writers)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
+    return Path(tmp)
 
 
 def npz_path(path: str | os.PathLike) -> Path:

@@ -8,7 +8,6 @@ consecutive frames (lengthening the first), MP4 keeps every frame.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import imageio
@@ -20,6 +19,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from particle_world.entities import COLOR, POS, SHAPES, shape_of  # noqa: E402
+from particle_world.io import temp_beside  # noqa: E402
 from robot_transfer.scene import CAMERA, Scene  # noqa: E402
 
 MARKERS = {"circle": "o", "square": "s", "triangle": "^", "cross": "P"}
@@ -64,12 +64,7 @@ class VideoRecorder:
         self.path = Path(path)
         if self.path.suffix not in VIDEO_SUFFIXES:
             raise ValueError(f"video {path} must end in {' or '.join(VIDEO_SUFFIXES)}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=self.path.suffix
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_beside(self.path)
         if self.path.suffix == ".gif":
             self._writer = imageio.get_writer(self._tmp, duration=1000 / fps, loop=0)
         else:

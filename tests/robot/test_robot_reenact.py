@@ -1,6 +1,8 @@
 """A short reenactment writes a readable video with the expected number of frames."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -24,6 +26,9 @@ def test_short_reenactment_writes_video_and_metrics(tmp_path):
         assert key in metrics
     assert metrics["concept"] == "region-point" and metrics["robot"] == "arm"
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # a normal file, not private
 
 
 def test_cli_runs_as_script(tmp_path):
