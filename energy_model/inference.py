@@ -61,10 +61,13 @@ def generate(model, x, attention, w_x, valid, steps=None, record=None) -> torch.
     return out.detach()
 
 
-def identify(model, x0, w_a, valid, steps=None, record=None) -> torch.Tensor:
-    """Attention probabilities [B, N] (sigmoid of the sampled logits) for scenes x0 [B, N, D]."""
+def identify(model, x0, w_a, valid, steps=None, record=None, restarts=None) -> torch.Tensor:
+    """Attention probabilities [B, N] (sigmoid of the sampled logits) for scenes x0 [B, N, D];
+    restarts: chains per scene, the lowest-energy one kept (default: the model's config)."""
     x0 = as_tensor(model, x0)
     valid = as_tensor(model, valid, torch.bool)
     with torch.enable_grad():
-        logits = model.identify(x0, _expand(w_a, x0.shape[0]), valid, steps=steps, record=record)
+        logits = model.identify(
+            x0, _expand(w_a, x0.shape[0]), valid, steps=steps, record=record, restarts=restarts
+        )
     return torch.sigmoid(logits.detach()) * valid

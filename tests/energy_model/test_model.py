@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -268,6 +269,28 @@ def test_identification_restarts_keep_each_scenes_lowest_energy_chain(batch):
         model.identify(x0, w, valid, create_graph=True, restarts=r)
     with pytest.raises(ValueError, match="positive"):
         model.identify(x0, w, valid, restarts=0)
+
+
+def test_public_api_runs_one_task_from_numpy_demos():
+    """energy_model's few-shot API: codes from a task's demos, then generation and
+    identification on its queries, numpy in, detached tensors out."""
+    import energy_model
+    from particle_world import sample_task
+
+    model = small_model()
+    task = sample_task("quantity-2", np.random.default_rng(0), role="argument")
+    codes = energy_model.infer_codes(model, task.demos)
+    assert codes.w_x.shape == codes.w_a.shape == (1, 8) and not codes.w_a.requires_grad
+    q = task.queries
+    torch.manual_seed(0)
+    probs = energy_model.identify(model, q.x[:, 0], codes.w_a, q.valid, restarts=1)
+    torch.manual_seed(0)
+    logits = model.identify(torch.as_tensor(q.x[:, 0]), codes.w_a.expand(len(q.x), -1),
+                            torch.as_tensor(q.valid), restarts=1)  # fmt: skip
+    assert torch.equal(probs, torch.sigmoid(logits) * torch.as_tensor(q.valid))
+    assert not probs.requires_grad and (probs[~torch.as_tensor(q.valid)] == 0).all()
+    traj = energy_model.generate(model, q.x, q.attention, codes.w_x, q.valid)
+    assert traj.shape == q.x.shape and torch.equal(traj[:, 0], torch.as_tensor(q.x[:, 0]))
 
 
 def test_wrong_shapes_are_refused():
