@@ -25,6 +25,11 @@ class ModelConfig:
     energy can tell who has moved yet ('after': stay put until the cross moves, which a sum
     of per-state terms cannot see otherwise); one-state inputs are unaffected. Off: 'after'
     did not learn with it either within 800 steps alone (README)."""
+    rest_pool: bool = False
+    """f also sees the pair sum over the unattended rows (each weighted 1 - gate_i) beside
+    the attended one, so the energy can compare the attended entities with the rest
+    (closest, farthest: which one is nearer the reference). Every valid row of the pair sum
+    is then computed, also at a 0/1 gate."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
