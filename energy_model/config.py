@@ -25,11 +25,6 @@ class ModelConfig:
     energy can tell who has moved yet ('after': stay put until the cross moves, which a sum
     of per-state terms cannot see otherwise); one-state inputs are unaffected. Off: 'after'
     did not learn with it either within 800 steps alone (README)."""
-    rest_pool: bool = False
-    """f also sees the pair sum over the unattended rows (each weighted 1 - gate_i) beside
-    the attended one, so the energy can compare the attended entities with the rest
-    (closest, farthest: which one is nearer the reference). Every valid row of the pair sum
-    is then computed, also at a 0/1 gate."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
@@ -168,6 +163,15 @@ class TrainConfig:
     """Tasks per step, each of 5 demos and 5 queries."""
     lr: float = 1e-3
     """Adam learning rate, decayed to zero on a cosine."""
+    lr_cycles: int = 1
+    """Cosine cycles over the run: each decays the learning rate from lr to zero over
+    steps / lr_cycles steps, then restarts it (warm restarts, Loshchilov & Hutter 2017)."""
+    restart_optimizer: bool = False
+    """With lr_cycles > 1, also clear Adam's moment estimates at each restart, as a
+    fine-tune with --init starts with a fresh optimizer."""
+    adam_beta2: float = 0.999
+    """Adam's second-moment decay: 0.999 averages the squared gradients over about 1,000
+    steps, so in a short run the large gradients of the first steps keep later steps small."""
     step_size_lr_scale: float = 1.0
     """The samplers' learned step sizes (log scale) learn this many times faster than weights."""
     grad_clip: float = 1.0

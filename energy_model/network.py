@@ -55,8 +55,7 @@ class EnergyNet(nn.Module):
         if cfg.head not in ("linear", "square"):
             raise ValueError(f"head must be 'linear' or 'square', got {cfg.head!r}")
         self.cfg = cfg
-        pools = 2 if cfg.rest_pool else 1
-        self.f = _mlp(pools * cfg.hidden + cfg.code_dim, cfg.hidden, 1)
+        self.f = _mlp(cfg.hidden + cfg.code_dim, cfg.hidden, 1)
         self.film = None
         if cfg.code_film:
             self.film = nn.Linear(cfg.code_dim, 2 * cfg.hidden)
@@ -77,18 +76,6 @@ class EnergyNet(nn.Module):
     def head(self, pooled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
         return out.square() if self.cfg.head == "square" else out
-
-    def row_weights(self, gate: torch.Tensor, vf: torch.Tensor) -> torch.Tensor:
-        """[..., pools]: how much each row counts in each pooled sum: gate_i, and with
-        rest_pool also 1 - gate_i (valid rows only)."""
-        attended = gate * vf
-        if not self.cfg.rest_pool:
-            return attended[..., None]
-        return torch.stack([attended, vf - attended], dim=-1)
-
-    def pool(self, contrib: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """[..., H] contributions, [..., pools] row weights -> [..., pools * H]."""
-        return (contrib[..., None, :] * weights[..., None]).flatten(-2)
 
     def gate_energy(self, x, w, valid):
         """gate [B, N] -> energy [B] at fixed x [B, S, N, D], w, valid: what a chain over the
@@ -138,8 +125,6 @@ class RelationEnergy(EnergyNet):
             raise ValueError(
                 f"fractional_gate must be one of {FRACTIONAL_GATES}, got {cfg.fractional_gate!r}"
             )
-        if cfg.rest_pool and cfg.fractional_gate == "expected":
-            raise ValueError("rest_pool needs fractional_gate 'input'")
         self.relevance = None
         if cfg.pair_gate == "relevance":
             self.relevance = nn.Linear(entity_features(cfg) + cfg.code_dim, 1)
@@ -188,7 +173,7 @@ class RelationEnergy(EnergyNet):
         an exact 0/1 gate only the attended ones)."""
         feats = _features(x, self.cfg)  # [B, S, N, F]
         vf = valid.to(x.dtype)
-        bi, ii = _live_rows(vf if self.cfg.rest_pool else gate * vf, valid)  # [P], [P]
+        bi, ii = _live_rows(gate * vf, valid)  # [P], [P]
         pre = self._first_layer(feats, gate, w, bi, ii)
         return self._rows_energy(pre, feats, gate, vf, w, bi, ii)
 
@@ -229,10 +214,10 @@ class RelationEnergy(EnergyNet):
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(self.pool(per_row, self.row_weights(gate, vf)[bi, ii]), bi, b, w)
+        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w)
 
     def _head_of_rows(self, contrib, bi, b, w):
-        """f of the rows' contributions [P, pools * H] summed into their batch rows bi."""
+        """f of the rows' contributions [P, H] summed into their batch rows bi."""
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
         return self.head(pooled, w)
 
@@ -258,7 +243,7 @@ class RelationEnergy(EnergyNet):
             c1 = torch.where(self_pair, v1[bi], g[bi] * v1[bi])
             summed = (c0[:, None] @ z0 + c1[:, None] @ z1).squeeze(1)
             per_row = self._last_layer(summed, (c0 + c1).sum(-1) * s) / scale[bi]  # [P, H]
-            return self._head_of_rows(self.pool(per_row, self.row_weights(g, vf)[bi, ii]), bi, b, w)
+            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, b, w)
 
         return energy
 
@@ -318,9 +303,7 @@ class EntityEnergy(EnergyNet):
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
         per = self.g[3:](self.modulate(self.g[:3](inp), w)).sum(1)  # [B, N, H]
         vf = valid.to(x.dtype)
-        return lambda gate: self.head(
-            self.pool(per, self.row_weights(gate.to(x.dtype), vf)).sum(1), w
-        )
+        return lambda gate: self.head(torch.einsum("bih,bi->bh", per, gate.to(x.dtype) * vf), w)
 
 
 def build_energy(cfg: ModelConfig) -> EnergyNet:

@@ -31,11 +31,9 @@ def small_model(**kw):
     return ConceptModel(ModelConfig(hidden=32, code_dim=8, **kw), InferenceConfig())
 
 
-@pytest.mark.parametrize("rest_pool", [False, True])
 @pytest.mark.parametrize("relational", [True, False])
-def test_energy_ignores_padding_and_entity_order(batch, relational, rest_pool):
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational,
-                                   rest_pool=rest_pool))  # fmt: skip
+def test_energy_ignores_padding_and_entity_order(batch, relational):
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     e = net(x, att, w, valid)
@@ -45,28 +43,22 @@ def test_energy_ignores_padding_and_entity_order(batch, relational, rest_pool):
     assert torch.allclose(e, net(garbage, att, w, valid), atol=1e-5)
 
 
-@pytest.mark.parametrize("rest_pool", [False, True])
-def test_attended_rows_shortcut_is_exact(batch, rest_pool):
-    """With an exact 0/1 gate only attended rows are computed (all valid ones with
-    rest_pool); a gate equal to the same values but carrying gradient takes the fractional
-    path: both give one energy."""
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, rest_pool=rest_pool))
+def test_attended_rows_shortcut_is_exact(batch):
+    """With an exact 0/1 gate only attended rows are computed; a gate equal to the same
+    values but carrying gradient takes the fractional path: both give one energy."""
+    net = build_energy(ModelConfig(hidden=32, code_dim=8))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     dense = net(x, att.clone().requires_grad_(), w, valid)
     assert torch.allclose(net(x, att, w, valid), dense, atol=1e-5)
 
 
-@pytest.mark.parametrize(("pair_gate", "rest_pool"),
-                         [(g, False) for g in PAIR_GATES] + [(PAIR_GATES[0], True)])  # fmt: skip
-def test_input_gate_chain_reuses_the_gate_free_layer_exactly(
-    batch, pair_gate, rest_pool, monkeypatch
-):
+@pytest.mark.parametrize("pair_gate", PAIR_GATES)
+def test_input_gate_chain_reuses_the_gate_free_layer_exactly(batch, pair_gate, monkeypatch):
     """A chain over an input gate (the default) computes g's first layer without the gate
     once and adds the gate's column at each call: the energy and its gradient in the gate
     are those of recomputing everything (ROW_MODE 'all', the naive baseline)."""
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, pair_gate=pair_gate,
-                                   rest_pool=rest_pool))  # fmt: skip
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, pair_gate=pair_gate))
     x, valid = batch.query_x[:, :1, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     gate = torch.rand(valid.shape, requires_grad=True)
@@ -125,10 +117,9 @@ def test_gate_chain_runs_g_once(batch):
         build_energy(ModelConfig(fractional_gate="soft"))
 
 
-@pytest.mark.parametrize("rest_pool", [False, True])
-def test_every_row_mode_gives_one_energy_and_gradient(batch, rest_pool, monkeypatch):
+def test_every_row_mode_gives_one_energy_and_gradient(batch, monkeypatch):
     """'all' (every row computed) against 'sparse' (the default: only rows that can count)."""
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, rest_pool=rest_pool))
+    net = build_energy(ModelConfig(hidden=32, code_dim=8))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     out = {}
@@ -142,23 +133,6 @@ def test_every_row_mode_gives_one_energy_and_gradient(batch, rest_pool, monkeypa
     monkeypatch.setattr(network, "ROW_MODE", "dense")
     with pytest.raises(ValueError, match="ROW_MODE"):
         net(x, att, w, valid)
-
-
-@pytest.mark.parametrize("relational", [True, False])
-def test_rest_pool_scores_what_the_gate_leaves_out(batch, relational):
-    """With nothing attended the plain energy has nothing to score (f of an empty sum, the
-    same for every scene); with rest_pool f still sees the unattended rows."""
-    x, valid = batch.query_x[:, 0], batch.query_valid[:, 0]
-    w = torch.zeros(len(x), 8)
-    empty = torch.zeros(valid.shape)
-    for rest_pool in (False, True):
-        torch.manual_seed(0)
-        net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational,
-                                       rest_pool=rest_pool))  # fmt: skip
-        e = net(x, empty, w, valid)
-        assert torch.allclose(e, e[0].expand_as(e)) != rest_pool
-    with pytest.raises(ValueError, match="rest_pool"):
-        build_energy(ModelConfig(rest_pool=True, fractional_gate="expected"))
 
 
 def test_relevance_gate_spans_the_papers_gate_and_attended_to_all(batch):
