@@ -163,15 +163,6 @@ class TrainConfig:
     """Tasks per step, each of 5 demos and 5 queries."""
     lr: float = 1e-3
     """Adam learning rate, decayed to zero on a cosine."""
-    lr_cycles: int = 1
-    """Cosine cycles over the run: each decays the learning rate from lr to zero over
-    steps / lr_cycles steps, then restarts it (warm restarts, Loshchilov & Hutter 2017)."""
-    restart_optimizer: bool = False
-    """With lr_cycles > 1, also clear Adam's moment estimates at each restart, as a
-    fine-tune with --init starts with a fresh optimizer."""
-    adam_beta2: float = 0.999
-    """Adam's second-moment decay: 0.999 averages the squared gradients over about 1,000
-    steps, so in a short run the large gradients of the first steps keep later steps small."""
     step_size_lr_scale: float = 1.0
     """The samplers' learned step sizes (log scale) learn this many times faster than weights."""
     grad_clip: float = 1.0

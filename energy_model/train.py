@@ -68,16 +68,6 @@ def init_weights(model: ConceptModel, cfg: TrainConfig) -> None:
     load_weights(model, ckpt, cfg.init)
 
 
-def lr_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig):
-    """Cosine decay to zero over each of cfg.lr_cycles equal cycles of the run."""
-    if cfg.lr_cycles < 1:
-        raise ValueError(f"lr_cycles must be at least 1, got {cfg.lr_cycles}")
-    if cfg.lr_cycles == 1:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
-    cycle = max(cfg.steps // cfg.lr_cycles, 1)
-    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=cycle)
-
-
 def _check_finite(out: dict, step: int, max_energy: float) -> None:
     for name, value in out.items():
         v = value.item()
@@ -112,10 +102,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     steps_ = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("log_step")]
     rest = [p for p in params if all(p is not q for q in steps_)]
     opt = torch.optim.Adam(
-        [{"params": rest}, {"params": steps_, "lr": cfg.lr * cfg.step_size_lr_scale}],
-        lr=cfg.lr, betas=(0.9, cfg.adam_beta2),
-    )  # fmt: skip
-    sched = lr_schedule(opt, cfg)
+        [{"params": rest}, {"params": steps_, "lr": cfg.lr * cfg.step_size_lr_scale}], lr=cfg.lr
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
     start, best = 0, None
     if resume:
@@ -175,8 +164,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
         opt.step()
         sched.step()
-        if cfg.restart_optimizer and (step + 1) % max(cfg.steps // cfg.lr_cycles, 1) == 0:
-            opt.state.clear()  # a new cycle starts with fresh moment estimates
         record = {k: round(v.item(), 5) for k, v in terms.items()}
         record.update({k: round(v, 4) for k, v in context_norms.items()})
         record.update(step=step + 1, grad_norm=round(grad_norm.item(), 4), time=time.time() - t0)
