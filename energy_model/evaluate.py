@@ -208,7 +208,8 @@ def main(argv=None) -> int:
                     )  # fmt: skip
             print(table(results))
             out = {**results["trained"], "baselines": {k: v for k, v in results.items()
-                                                       if k != "trained"}}  # fmt: skip
+                                                       if k != "trained"},
+                   "restarts": models["trained"].inference_cfg.restarts}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -173,8 +173,10 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
         results.append(json.loads(path.read_text())["concepts"]["quantity-1"])
     assert results[0] == results[1]
     assert 0.0 <= results[2]["success_rate"] <= 1.0
-    with pytest.raises(SystemExit):
-        evaluate_cli.main([*base, "--steps", "0"])
+    assert json.loads(path.read_text())["restarts"] == InferenceConfig().restarts
+    for bad in (["--steps", "0"], ["--restarts", "0"]):
+        with pytest.raises(SystemExit):
+            evaluate_cli.main([*base, *bad])
 
 
 def test_cli_help_lists_every_option_with_its_docstring(capsys):
