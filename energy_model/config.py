@@ -160,7 +160,11 @@ class TrainConfig:
     steps: int = 3000
     """Meta-training steps (Adam updates)."""
     batch_size: int = 32
-    """Tasks per step, each of 5 demos and 5 queries."""
+    """Tasks per step, each of 5 demos and `queries` queries."""
+    queries: int = 5
+    """Query events per training task, each run through the sampling chains: most of a
+    step's cost. Fewer buy more tasks (more concept instances) at the same cost. Test-time
+    tasks keep 5 demos and 5 queries whatever this is."""
     lr: float = 1e-3
     """Adam learning rate, decayed to zero on a cosine."""
     step_size_lr_scale: float = 1.0
@@ -191,6 +195,10 @@ class TrainConfig:
     """Write runs/NAME/last.pt every this many steps."""
     max_energy: float = 1e4
     """Stop when an energy's magnitude exceeds this (the run has blown up)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, kept beside them (0: off). The
+    run then also evaluates the average at each evaluation and writes it as final_ema.pt, a
+    checkpoint like final.pt; 0.99 averages over about the last 100 steps."""
     init: str | None = None
     """Start from this checkpoint's weights (a fine-tune: a fresh optimiser and learning-rate
     schedule); its model and inference configs must match this run's. None: random weights."""

@@ -38,6 +38,9 @@ def plot_curves(metrics: Path, out: Path) -> None:
     if evals:
         steps = [r["step"] for r in evals]
         ax1.plot(steps, [r["eval"]["mean_success"] for r in evals], "k-o", label="mean")
+        averaged = [(r["step"], r["eval_ema"]["mean_success"]) for r in rows if "eval_ema" in r]
+        if averaged:
+            ax1.plot(*zip(*averaged, strict=True), "k--s", label="mean, weight average")
         for key in evals[-1]["eval"]:
             if key.endswith("/success"):
                 ax1.plot(steps, [r["eval"].get(key) for r in evals], lw=0.6, label=key[:-8])

@@ -5,7 +5,7 @@
 Writes into runs/NAME: config.json, metrics.jsonl (one line per logged step and per
 evaluation), last.pt (every --checkpoint-every steps, atomically), best.pt (the weights of
 the best periodic evaluation: a run that later collapses keeps its best state), final.pt,
-curves.png.
+curves.png, and with --ema a moving average of the weights, final_ema.pt.
 --resume continues from runs/NAME/last.pt with the saved config.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from energy_model.algorithm import meta_loss, scheduled
@@ -106,6 +107,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
+    if cfg.queries < 1:
+        raise ValueError(f"queries must be >= 1, got {cfg.queries}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
     start, best = 0, None
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
@@ -117,12 +123,14 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         torch.set_rng_state(ckpt["torch_rng"])
         if balancer is not None and "balancer" in ckpt:  # else its running norms start anew
             balancer.load_state_dict(ckpt["balancer"])
+        if ema is not None and "ema" in ckpt:  # else the average starts at these weights
+            ema.load_state_dict(ckpt["ema"])
     elif cfg.init:
         init_weights(model, cfg)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     unit_list = units(cfg.concepts)
     stream = TaskStream(
-        unit_list, cfg.batch_size, cfg.seed, n_entities=cfg.n_entities,
+        unit_list, cfg.batch_size, cfg.seed, n_queries=cfg.queries, n_entities=cfg.n_entities,
         paired=cfg.loss.code_contrast > 0,
     )  # fmt: skip
 
@@ -137,6 +145,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             )
             if balancer is not None:
                 extra["balancer"] = balancer.state_dict()
+            if ema is not None:
+                extra["ema"] = ema.state_dict()
         save_checkpoint(out / name, model, extra)
 
     log = (out / "metrics.jsonl").open("a")
@@ -164,6 +174,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         record = {k: round(v.item(), 5) for k, v in terms.items()}
         record.update({k: round(v, 4) for k, v in context_norms.items()})
         record.update(step=step + 1, grad_norm=round(grad_norm.item(), 4), time=time.time() - t0)
@@ -179,12 +191,21 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 best = score
                 checkpoint("best.pt", done, resumable=False)
             log.write(json.dumps({"step": done, "eval": summary}) + "\n")
+            if ema is not None:
+                ema_summary = _summary(
+                    evaluate(ema.module, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)
+                )
+                log.write(json.dumps({"step": done, "eval_ema": ema_summary}) + "\n")
             log.flush()
             plot_curves(out / "metrics.jsonl", out / "curves.png")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             checkpoint("last.pt", done)  # after the evaluation: it holds the best score
     log.close()
     checkpoint("final.pt", cfg.steps, resumable=False)
+    if ema is not None:
+        save_checkpoint(
+            out / "final_ema.pt", ema.module, {"step": cfg.steps, "train_config": asdict(cfg)}
+        )
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     return model
 

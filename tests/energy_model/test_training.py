@@ -102,11 +102,14 @@ def test_best_checkpoint_holds_the_best_periodic_evaluation(tmp_path):
     assert tuple(last["best_score"]) == train_cli._score(best["eval"])
 
 
-@pytest.mark.parametrize("balance", [False, True])
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch, balance):
+@pytest.mark.parametrize("balance, ema", [(False, 0.0), (True, 0.0), (False, 0.5)])
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(
+    tmp_path, monkeypatch, balance, ema
+):
     """Also with the resumed half's batches built by a data worker process: same data; with
-    balanced contexts, the running gradient norms are restored too."""
-    cfg = tiny_config(steps=4, checkpoint_every=2, balance_contexts=balance)
+    balanced contexts, the running gradient norms are restored too, and with --ema the
+    weight average."""
+    cfg = tiny_config(steps=4, checkpoint_every=2, balance_contexts=balance, ema=ema)
     train(cfg, tmp_path / "straight", quiet=True)
     calls = {"n": 0}
     real_loss = train_cli.meta_loss
@@ -123,10 +126,46 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, mon
     monkeypatch.setattr(train_cli, "meta_loss", real_loss)
     resume = ["--out", str(tmp_path / "resumed"), "--resume", "--quiet", "--workers", "1"]
     assert train_cli.main(resume) == 0
-    a = torch.load(tmp_path / "straight" / "final.pt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "resumed" / "final.pt", weights_only=True)["state_dict"]
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    for name in ("final.pt", "final_ema.pt") if ema else ("final.pt",):
+        a = torch.load(tmp_path / "straight" / name, weights_only=True)["state_dict"]
+        b = torch.load(tmp_path / "resumed" / name, weights_only=True)["state_dict"]
+        for k in a:
+            assert torch.allclose(a[k], b[k], atol=1e-6), (name, k)
+
+
+def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_path, monkeypatch):
+    """final_ema.pt holds ema_1 = w_1, ema_k = d ema_(k-1) + (1 - d) w_k over the weights
+    after each step, loads as a model, and each evaluation scores it too."""
+    after_each_step = []
+    real_save = train_cli.save_checkpoint
+
+    def spy(path, model, extra=None):
+        if path.name == "last.pt":
+            after_each_step.append({k: v.clone() for k, v in model.state_dict().items()})
+        real_save(path, model, extra)
+
+    monkeypatch.setattr(train_cli, "save_checkpoint", spy)
+    train(
+        tiny_config(steps=4, checkpoint_every=1, eval_every=2, eval_tasks=2, ema=0.75),
+        tmp_path,
+        quiet=True,
+    )
+    expected = after_each_step[0]
+    for weights in after_each_step[1:]:
+        expected = {k: 0.75 * expected[k] + 0.25 * weights[k] for k in expected}
+    got = torch.load(tmp_path / "final_ema.pt", weights_only=True)["state_dict"]
+    assert len(after_each_step) == 4
+    for k in expected:
+        assert torch.allclose(got[k], expected[k], atol=1e-6), k
+    assert not torch.allclose(got["net.f.0.weight"], after_each_step[-1]["net.f.0.weight"])
+    load_model(tmp_path / "final_ema.pt")
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines if '"eval_ema"' in x] == [2, 4]
+
+
+def test_weight_average_decay_outside_zero_to_one_is_refused(tmp_path, capsys):
+    assert train_cli.main(["--out", str(tmp_path), "--ema", "1", "--steps", "1"]) == 1
+    assert "ema must be in [0, 1)" in capsys.readouterr().err
 
 
 def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tmp_path, capsys):
@@ -323,3 +362,18 @@ def test_target_weight_decays_on_its_schedule_and_bad_fractions_are_refused():
     batch = TaskStream([("region-point", "action")], 2, seed=2, n_entities=(3, 4)).batch(0)
     with pytest.raises(ValueError, match="target_decay"):
         meta_loss(build_model(tiny_config()), batch, LossConfig(target_decay=1.5))
+
+
+def test_training_tasks_carry_the_configured_number_of_queries(tmp_path, monkeypatch, capsys):
+    seen = []
+    real_loss = train_cli.meta_loss
+
+    def spy(model, batch, cfg):
+        seen.append((batch.demo_x.shape[1], batch.query_x.shape[1]))
+        return real_loss(model, batch, cfg)
+
+    monkeypatch.setattr(train_cli, "meta_loss", spy)
+    train(tiny_config(steps=2, queries=2), tmp_path / "run", quiet=True)
+    assert seen == [(5, 2), (5, 2)]
+    assert train_cli.main(["--out", str(tmp_path / "bad"), "--queries", "0", "--steps", "1"]) == 1
+    assert "queries must be >= 1" in capsys.readouterr().err
