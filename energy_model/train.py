@@ -96,6 +96,10 @@ def _score(summary: dict) -> tuple[float, float]:
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False) -> ConceptModel:
     """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
+    if cfg.queries < 1:
+        raise ValueError(f"queries must be >= 1, got {cfg.queries}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg)
@@ -107,10 +111,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
-    if cfg.queries < 1:
-        raise ValueError(f"queries must be >= 1, got {cfg.queries}")
-    if not 0.0 <= cfg.ema < 1.0:
-        raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
     start, best = 0, None
     if resume:
@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         paired=cfg.loss.code_contrast > 0,
     )  # fmt: skip
 
-    def checkpoint(name: str, step: int, resumable: bool = True) -> None:
+    def checkpoint(name: str, step: int, resumable: bool = True, weights=model) -> None:
         extra = {"step": step, "train_config": asdict(cfg)}
         if resumable:
             extra.update(
@@ -147,7 +147,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 extra["balancer"] = balancer.state_dict()
             if ema is not None:
                 extra["ema"] = ema.state_dict()
-        save_checkpoint(out / name, model, extra)
+        save_checkpoint(out / name, weights, extra)
 
     log = (out / "metrics.jsonl").open("a")
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=quiet, ncols=100)
@@ -203,9 +203,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     log.close()
     checkpoint("final.pt", cfg.steps, resumable=False)
     if ema is not None:
-        save_checkpoint(
-            out / "final_ema.pt", ema.module, {"step": cfg.steps, "train_config": asdict(cfg)}
-        )
+        checkpoint("final_ema.pt", cfg.steps, resumable=False, weights=ema.module)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     return model
 
