@@ -25,6 +25,10 @@ class ModelConfig:
     energy can tell who has moved yet ('after': stay put until the cross moves, which a sum
     of per-state terms cannot see otherwise); one-state inputs are unaffected. Off: 'after'
     did not learn with it either within 800 steps alone (README)."""
+    code_scale: bool = False
+    """Scale each entity feature of g's input by (1 + s(w)), s linear in the code and
+    zero-initialised, so a code can turn a coordinate off (a line ignores x, a point does
+    not) instead of only shifting g's first layer."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

@@ -61,6 +61,18 @@ class EnergyNet(nn.Module):
             self.film = nn.Linear(cfg.code_dim, 2 * cfg.hidden)
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
+        self.scale = None
+        if cfg.code_scale:
+            self.scale = nn.Linear(cfg.code_dim, entity_features(cfg))
+            nn.init.zeros_(self.scale.weight)
+            nn.init.zeros_(self.scale.bias)
+
+    def _feats(self, x, w):
+        """g's per-entity input [B, S, N, F], scaled by the code when code_scale is on."""
+        feats = _features(x, self.cfg)
+        if self.scale is None:
+            return feats
+        return feats * (1 + self.scale(w))[:, None, None]
 
     def modulate(self, h: torch.Tensor, w: torch.Tensor, rows=None) -> torch.Tensor:
         """FiLM of g's hidden layer h [R, ..., H] by the code w [B, C] (rows: the batch row
@@ -171,7 +183,7 @@ class RelationEnergy(EnergyNet):
     def _pair_sum_energy(self, x, gate, w, valid):
         """The energy with the gate as g's input, computing the rows _live_rows names (at
         an exact 0/1 gate only the attended ones)."""
-        feats = _features(x, self.cfg)  # [B, S, N, F]
+        feats = self._feats(x, w)  # [B, S, N, F]
         vf = valid.to(x.dtype)
         bi, ii = _live_rows(gate * vf, valid)  # [P], [P]
         pre = self._first_layer(feats, gate, w, bi, ii)
@@ -196,7 +208,7 @@ class RelationEnergy(EnergyNet):
     def _gate_free_first_layer(self, x, w, valid):
         """For a chain over a fractional gate: the features, valid mask, every valid row
         (bi, ii) (any gate may count) and g's first layer of those rows at gate 0."""
-        feats = _features(x, self.cfg)
+        feats = self._feats(x, w)
         vf = valid.to(x.dtype)
         bi, ii = valid.nonzero(as_tuple=True)
         return feats, vf, bi, ii, self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)
@@ -298,7 +310,7 @@ class EntityEnergy(EnergyNet):
     def _gate_energy(self, x, w, valid):
         """gate -> energy with the per-entity terms g(x_i, w) computed once (linear in the
         gate, so any gate is exact)."""
-        feats = _features(x, self.cfg)
+        feats = self._feats(x, w)
         b, s, n, _ = feats.shape
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
         per = self.g[3:](self.modulate(self.g[:3](inp), w)).sum(1)  # [B, N, H]

@@ -173,6 +173,29 @@ def test_code_film_starts_as_the_plain_network_and_then_depends_on_the_code(batc
 
 
 @pytest.mark.parametrize("relational", [True, False])
+def test_code_scale_starts_as_the_plain_network_and_can_turn_a_coordinate_off(batch, relational):
+    """The code's input scale is zero-initialised (the plain network untrained); a scale of
+    0 on x makes the energy blind to moving entities along x and still see y: what a line
+    needs and a point must not have."""
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=32, code_dim=8, relational=relational)
+    scaled = build_energy(dataclasses.replace(cfg, code_scale=True))
+    plain = build_energy(cfg)
+    assert scaled.scale is not None and plain.scale is None
+    plain.load_state_dict(scaled.state_dict(), strict=False)
+    w = torch.randn(len(x), 8)
+    assert torch.allclose(scaled(x, att, w, valid), plain(x, att, w, valid), atol=1e-6)
+    with torch.no_grad():
+        scaled.scale.bias[E.POS.start] = -1.0  # (1 + s(w)) = 0 on x for every code
+    shift = torch.zeros(E.DIM)
+    shift[E.POS.start] = 0.3
+    e = scaled(x, att, w, valid)
+    assert torch.allclose(scaled(x + shift, att, w, valid), e, atol=1e-5)
+    assert not torch.allclose(scaled(x + shift.roll(1), att, w, valid), e, atol=1e-4)
+
+
+@pytest.mark.parametrize("relational", [True, False])
 def test_motion_features_reach_trajectories_and_leave_single_states_alone(relational):
     """The first layer's displacement columns change a trajectory's energy but not a single
     state's (its displacement is zero): one-step generation, identification and the robot's
