@@ -20,7 +20,7 @@ stream_a() {
     evaluate --no-baseline --seed 2 --json "$OUT/eval_default_seed2.json"
     evaluate --no-baseline --restarts 1 --json "$OUT/eval_default_restarts1.json"
     evaluate --no-baseline --restarts 1 --seed 2 --json "$OUT/eval_default_restarts1_seed2.json"
-    evaluate --no-baseline --concepts quantity-1,quantity-many,color,north,line \
+    evaluate --concepts quantity-1,quantity-many,color,north,line \
         --entities 10 12 --json "$OUT/eval_default_10to12.json"
     local parts=()
     for r in 1 2 4 8 16 32; do
