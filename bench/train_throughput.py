@@ -18,6 +18,8 @@ the same energy at 0/1 gates:
               graph (LossConfig.kl_identification false: another loss, not the default)
     unroll-2  default, the query chains differentiated through their last 2 steps only
               (LossConfig.unroll 2: truncated, not the default)
+    code-scale default, each input feature of g scaled by the code (ModelConfig.code_scale,
+              which the all-family default checkpoint trains with)
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
                                      [--modes naive ... unroll-2] [--hidden 128 [64 ...]]
@@ -51,6 +53,7 @@ MODES = {
     "expected": {**_DEFAULT, "fractional_gate": "expected"},
     "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
+    "code-scale": {**_DEFAULT, "model": {"code_scale": True}},
 }
 
 
@@ -64,7 +67,9 @@ def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: 
     stream = TaskStream([("region-point", "action")], b, 0, n_entities=(n, n))
     batches = [stream.batch(i).to(device) for i in range(steps + 1)]
     torch.manual_seed(0)
-    model_cfg = ModelConfig(hidden=hidden, fractional_gate=how["fractional_gate"])
+    model_cfg = ModelConfig(
+        hidden=hidden, fractional_gate=how["fractional_gate"], **how.get("model", {})
+    )
     model = ConceptModel(model_cfg, InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     conn.send(b * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1]))  # events
