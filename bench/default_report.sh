@@ -3,14 +3,16 @@
 #
 #   bash bench/default_report.sh [CKPT] [OUT]
 #
-# CKPT defaults to assets/checkpoints/default.pt, OUT (where the JSON files go) to bench/.
+# CKPT defaults to assets/checkpoints/default.pt, OUT (where the JSON files go) to bench/;
+# docs/results.md's Figs. 4, 6 and composition go to OUT/results (docs/results for bench/).
 # Run it when the default changes: the README's default tables and sentences cite these
 # files by name. Two streams run side by side at one thread each (this CPU has two cores);
-# each stream's log is OUT/report_{a,b}.log. About an hour here.
+# each stream's log is OUT/report_{a,b}.log. About 8 minutes here.
 set -euo pipefail
 CKPT=${1:-assets/checkpoints/default.pt}
 OUT=${2:-bench}
 mkdir -p "$OUT"
+if [ "$OUT" = bench ]; then FIGURES=docs/results; else FIGURES="$OUT/results"; fi
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg
 export ARGUMENTS=color,closest,farthest,quantity-1,quantity-2,quantity-3,quantity-many
 evaluate() { python -m energy_model.evaluate --checkpoint "$CKPT" --threads 1 "$@"; }
@@ -18,6 +20,7 @@ evaluate() { python -m energy_model.evaluate --checkpoint "$CKPT" --threads 1 "$
 stream_a() {
     evaluate --json "$OUT/eval_default.json"
     evaluate --no-baseline --seed 2 --json "$OUT/eval_default_seed2.json"
+    evaluate --no-baseline --seed 10 --json "$OUT/eval_default_seed10.json"
     evaluate --no-baseline --restarts 1 --json "$OUT/eval_default_restarts1.json"
     evaluate --no-baseline --restarts 1 --seed 2 --json "$OUT/eval_default_restarts1_seed2.json"
     evaluate --concepts quantity-1,quantity-many,color,north,line \
@@ -59,6 +62,9 @@ stream_b() {
     python bench/code_or_energy.py --checkpoint "$CKPT" --json "$OUT/code_or_energy.json"
     python bench/reenact_success.py --checkpoint "$CKPT" --controllers mppi ilqr --robots arm \
         --n 4 --json "$OUT/reenact_success.json"
+    for name in fig4 fig6 composition; do
+        python -m energy_model.experiments "$name" --checkpoint "$CKPT" --threads 1 --out "$FIGURES"
+    done
 }
 
 stream_a > "$OUT/report_a.log" 2>&1 &
