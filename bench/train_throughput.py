@@ -44,16 +44,16 @@ from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 
-_NAIVE = {"rows": "all", "silu": False, "fractional_gate": "input", "loss": {}}
+_NAIVE = {"rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "loss": {}}
 _DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True}
 MODES = {
     "naive": _NAIVE,
     "sparse": {**_NAIVE, "rows": "sparse"},
     "default": _DEFAULT,
-    "expected": {**_DEFAULT, "fractional_gate": "expected"},
+    "expected": {**_DEFAULT, "model": {"fractional_gate": "expected"}},
     "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
-    "code-scale": {**_DEFAULT, "model": {"code_scale": True}},
+    "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
 }
 
 
@@ -67,10 +67,7 @@ def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: 
     stream = TaskStream([("region-point", "action")], b, 0, n_entities=(n, n))
     batches = [stream.batch(i).to(device) for i in range(steps + 1)]
     torch.manual_seed(0)
-    model_cfg = ModelConfig(
-        hidden=hidden, fractional_gate=how["fractional_gate"], **how.get("model", {})
-    )
-    model = ConceptModel(model_cfg, InferenceConfig()).to(device)
+    model = ConceptModel(ModelConfig(hidden=hidden, **how["model"]), InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     conn.send(b * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1]))  # events
     while (i := conn.recv()) is not None:
