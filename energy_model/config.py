@@ -157,12 +157,6 @@ class LossConfig:
     (README)."""
     perturb_scale: float = 0.5
     """Largest noise scale of the perturbed generation negatives (world units)."""
-    long_run: int = 0
-    """Continue each generation chain this many steps past x~ (no graph, its learned step
-    sizes) and score where it ends as one more negative. A short chain trained alone learns
-    an energy whose minimum lies beyond the chain's end (longer test chains drift off the
-    concept, docs/learning.md); negatives from further along push that minimum back onto
-    the demonstrated outcome (Nijkamp et al. 2019). 0: off."""
 
 
 @dataclass

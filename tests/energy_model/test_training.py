@@ -333,26 +333,6 @@ def test_near_miss_term_is_logged_and_trains_the_energy():
     assert model.net.g_i.weight.grad.abs().sum() > 0
 
 
-def test_long_run_negatives_continue_the_chain_and_train_the_energy():
-    """loss.long_run M scores x~ continued M more steps as a negative: log 2 while the
-    energy cannot tell it from the truth, a gradient for the network, and the continuation
-    is the chain run K + M steps (an untrained sampler's step sizes are all alike)."""
-    model, batch = fresh_model_and_batch()
-    assert "long_x" not in meta_loss(model, batch, LossConfig())
-    out = meta_loss(model, batch, LossConfig(long_run=5))
-    assert 0.3 < out["long_x"].item() < 1.2
-    out["long_x"].backward()
-    assert model.net.g_i.weight.grad.abs().sum() > 0
-    traj, att, valid = flat_queries(batch)
-    w = torch.randn(traj.shape[0], model.model_cfg.code_dim)
-    x_tilde = model.generate(traj, att, w, valid)
-    far = model.generate(traj, att, w, valid, steps=5, start=x_tilde)
-    assert not torch.equal(far, x_tilde)
-    assert torch.allclose(far, model.generate(traj, att, w, valid, steps=15), atol=1e-5)
-    with pytest.raises(ValueError, match="long_run"):
-        meta_loss(model, batch, LossConfig(long_run=-1))
-
-
 def test_paired_batches_hold_sibling_concepts_side_by_side():
     """Paired: task 2k's partner is task 2k+1, a family of the same module in the same role
     (north with south, east, west or between); unpaired: the previous task."""
