@@ -114,7 +114,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         loss_x = loss_x + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
         if cfg.kl:
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
-            loss_x = loss_x + cfg.kl_weight * out["kl_x"]
+            loss_x = loss_x + out["kl_x"]
         if cfg.code_contrast > 0:
             e_other = model.generation_energy(traj, att, _partner_codes(w_x, batch, kq), valid)
             loss_x = loss_x + _code_contrast(out, "x", e_pos, e_other, cfg)
@@ -147,7 +147,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             out["kl_a"] = model.identification_energy(
                 x0, gate_tilde, wq.detach(), valid, frozen
             ).mean()
-            loss_a = loss_a + cfg.kl_weight * out["kl_a"]
+            loss_a = loss_a + out["kl_a"]
         if cfg.code_contrast > 0:
             e_other = model.identification_energy(x0, att, _partner_codes(w_a, batch, kq), valid)
             loss_a = loss_a + _code_contrast(out, "a", e_pos, e_other, cfg)

@@ -126,9 +126,6 @@ class LossConfig:
     only, as Du et al. (2021) do through the last one; 0: through every step (Algorithm
     1). The demos' code inference keeps its whole graph either way. At 2, 1.8x faster a
     step and 29% / 32% against 35% / 32% with all families at 300 steps (README)."""
-    kl_weight: float = 1.0
-    """Weight of the L_KL terms (with kl): 1 is Algorithm 1; L_KL pulls the samples to lower
-    energy while L_ML ranks the truth below them."""
     kl_identification: bool = True
     """With kl, include identification's L_KL term too. False: its chain runs without a
     graph (unless target > 0): a step 1.4 to 1.6x faster (differentiating through it is
