@@ -60,6 +60,10 @@ stream_b() {
     python bench/test_steps.py --checkpoint "$CKPT" --json "$OUT/test_steps.json"
     python bench/direction_codes.py --checkpoint "$CKPT" --json "$OUT/direction_codes.json"
     python bench/code_or_energy.py --checkpoint "$CKPT" --json "$OUT/code_or_energy.json"
+    for shape in square triangle; do
+        python bench/shape_scale.py --checkpoint "$CKPT" --concept "$shape" \
+            --json "$OUT/shape_scale_default_$shape.json"
+    done
     python bench/reenact_success.py --checkpoint "$CKPT" --controllers mppi ilqr --robots arm \
         --n 4 --json "$OUT/reenact_success.json"
     for name in fig4 fig6 composition; do
