@@ -1,14 +1,19 @@
 """Where do a shape family's samples go as the generation chain runs on?
 
-For a polygon family (triangle, square) this runs the chain well past its trained length
-on held-out queries and reports, at chosen steps, the mean fit of the attended entities to
-the regular polygon (rms after the best similarity, and the polygon's circumradius) and
-the success rate, beside the demonstrated outcomes' own fit. A sample whose radius keeps
-falling below the truth's while its rms falls too shows an energy whose minimum is a
-shrunken shape, not one of the demonstrated size.
+For a polygon family (triangle, square), two tables on held-out queries:
+- the chain run well past its trained length: at chosen steps, the mean fit of the
+  attended entities to the regular polygon (rms after the best similarity, and the
+  polygon's circumradius) and the success rate, beside the demonstrated outcomes' own fit;
+- the energy of each demonstrated outcome with its attended entities scaled about their
+  centroid by s, against the outcome's own: the mean difference and the share of queries
+  where the scaled figure scores lower.
+A sample whose radius keeps falling below the truth's, and shrunken outcomes that score
+below the truth, show an energy whose minimum is a shrunken figure, not one of the
+demonstrated size.
 
     python bench/shape_scale.py --checkpoint CKPT [--concept square] [--steps 5 10 20 40 80]
-                                [--tasks 20] [--seed 1] [--json FILE]
+                                [--scales 0 0.25 0.5 0.75 1.25 1.5] [--tasks 20] [--seed 1]
+                                [--json FILE]
 """
 
 from __future__ import annotations
@@ -35,7 +40,17 @@ def _fit(template: np.ndarray, x_last: np.ndarray, attention: np.ndarray) -> tup
     return similarity_fit(points, template)
 
 
-def shape_scale(model, concept: str, steps: list[int], n_tasks: int, seed: int) -> dict:
+def scaled_outcomes(traj: torch.Tensor, att: torch.Tensor, s: float) -> torch.Tensor:
+    """traj [B, 2, N, D] with the attended entities' final positions scaled by s about
+    their centroid."""
+    x = traj.clone()
+    pos, gate = x[:, -1, :, E.POS], att[:, :, None]
+    centre = (pos * gate).sum(1, keepdim=True) / gate.sum(1, keepdim=True)
+    x[:, -1, :, E.POS] = torch.where(gate > 0.5, centre + s * (pos - centre), pos)
+    return x
+
+
+def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
     template = getattr(get_family(concept).action, "template", None)
     if template is None:
         raise ValueError(f"{concept!r} is not a polygon family (triangle, square)")
@@ -66,7 +81,17 @@ def shape_scale(model, concept: str, steps: list[int], n_tasks: int, seed: int) 
             ok.append(tasks[q // kq].instance.generation_success(x, a))
         rms, radius = np.mean(fits, axis=0)
         rows[str(k)] = {"rms": float(rms), "radius": float(radius), "success": float(np.mean(ok))}
-    return rows
+    energy = {}
+    with torch.no_grad():
+        w = w_x.detach().repeat_interleave(kq, 0)
+        e_truth = model.generation_energy(traj, att, w, valid)
+        for s in scales:
+            gap = model.generation_energy(scaled_outcomes(traj, att, s), att, w, valid) - e_truth
+            energy[str(s)] = {
+                "minus_truth": gap.mean().item(),
+                "below": (gap < 0).float().mean().item(),
+            }
+    return {"by_step": rows, "scaled_truth_energy": energy}
 
 
 def main(argv=None) -> int:
@@ -76,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--concept", default="square", help="a polygon family: triangle or square")
     p.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 40, 80])
+    p.add_argument("--scales", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1.25, 1.5])
     p.add_argument("--tasks", type=int, default=20, help="held-out tasks (5 queries each)")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
     p.add_argument("--json", type=Path, help="write the table here too")
@@ -86,17 +112,22 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     try:
         model = load_model(args.checkpoint)
-        rows = shape_scale(model, args.concept, sorted(args.steps), args.tasks, args.seed)
+        result = shape_scale(
+            model, args.concept, sorted(args.steps), args.scales, args.tasks, args.seed
+        )
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"{'step':>6s} {'rms':>7s} {'radius':>7s} {'success':>8s}")
-    for k, r in rows.items():
+    for k, r in result["by_step"].items():
         print(f"{k:>6s} {r['rms']:7.3f} {r['radius']:7.3f} {100 * r['success']:7.0f}%")
+    print(f"\n{'scale':>6s} {'E - E(truth)':>13s} {'below truth':>12s}")
+    for s, r in result["scaled_truth_energy"].items():
+        print(f"{s:>6s} {r['minus_truth']:+13.4f} {100 * r['below']:11.0f}%")
     if args.json:
-        result = {"checkpoint": str(args.checkpoint), "concept": args.concept,
-                  "tasks": args.tasks, "seed": args.seed, "by_step": rows}  # fmt: skip
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        meta = {"checkpoint": str(args.checkpoint), "concept": args.concept,
+                "tasks": args.tasks, "seed": args.seed}  # fmt: skip
+        args.json.write_text(json.dumps(meta | result, indent=2) + "\n")
     return 0
 
 
