@@ -11,8 +11,6 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + code_contrast * softplus(E(x, a, w) - E(x, a, w'))    (optional: w' the partner task's
                                                         code, a sibling concept's when the
                                                         batch is drawn in sibling pairs)
-+ softplus(E(x^1, a, w_x) - E(x_cd, a, w_x))            (optional: x_cd a chain of
-                                                        data_chain steps from x^1 itself)
 + perturbed * softplus(E(truth) - E(near miss))         (optional: near misses without a
                                                         chain: noisy outcome and x^0; one
                                                         attention entry flipped)
@@ -92,8 +90,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
     if cfg.unroll < 0:
         raise ValueError(f"unroll must be >= 0 (0: every step), got {cfg.unroll}")
-    if cfg.data_chain < 0:
-        raise ValueError(f"data_chain must be >= 0 (0: off), got {cfg.data_chain}")
     if not 0 <= cfg.target_decay <= 1:
         raise ValueError(f"target_decay must be in [0, 1], got {cfg.target_decay}")
     w_x, w_a = model.infer_codes(
@@ -116,11 +112,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_x"], out["e_neg_x"] = e_pos.mean(), e_neg.mean()
         loss_x = loss_x + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
-        if cfg.data_chain > 0:
-            x_cd = model.generate(traj, att, wq, valid, steps=cfg.data_chain, start=traj)
-            e_cd = model.generation_energy(x_cd, att, wq, valid)
-            out["cd_x"], out["e_cd_x"] = F.softplus(e_pos - e_cd).mean(), e_cd.mean()
-            loss_x = loss_x + out["cd_x"] + cfg.energy_reg * e_cd.square().mean()
         if cfg.kl:
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
             loss_x = loss_x + out["kl_x"]

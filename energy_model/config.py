@@ -157,11 +157,6 @@ class LossConfig:
     (README)."""
     perturb_scale: float = 0.5
     """Largest noise scale of the perturbed generation negatives (world units)."""
-    data_chain: int = 0
-    """Also run the generation chain this many steps from the demonstrated outcome itself (no
-    graph) and score where it ends as one more negative: contrastive divergence (Hinton
-    2002). The chain from x^0 brings negatives from the start's side only; one from the
-    truth goes wherever the energy falls away from it (a square shrinking). 0: off."""
 
 
 @dataclass

@@ -333,27 +333,6 @@ def test_near_miss_term_is_logged_and_trains_the_energy():
     assert model.net.g_i.weight.grad.abs().sum() > 0
 
 
-def test_data_chain_negatives_start_at_the_truth_and_train_the_energy():
-    """loss.data_chain M scores a chain of M steps from the demonstrated outcome as a
-    negative: log 2 while the energy cannot tell it from the truth, a gradient for the
-    network; that chain moves only what generation may move, starting from the truth."""
-    from energy_model.model import generation_mask
-
-    model, batch = fresh_model_and_batch()
-    assert "cd_x" not in meta_loss(model, batch, LossConfig())
-    out = meta_loss(model, batch, LossConfig(data_chain=3))
-    assert 0.3 < out["cd_x"].item() < 1.2
-    out["cd_x"].backward()
-    assert model.net.g_i.weight.grad.abs().sum() > 0
-    traj, att, valid = flat_queries(batch)
-    w = torch.randn(traj.shape[0], model.model_cfg.code_dim)
-    x_cd = model.generate(traj, att, w, valid, steps=1, start=traj)
-    moved = (x_cd != traj).float()
-    assert moved.sum() > 0 and (moved * (1 - generation_mask(traj, att))).sum() == 0
-    with pytest.raises(ValueError, match="data_chain"):
-        meta_loss(model, batch, LossConfig(data_chain=-1))
-
-
 def test_paired_batches_hold_sibling_concepts_side_by_side():
     """Paired: task 2k's partner is task 2k+1, a family of the same module in the same role
     (north with south, east, west or between); unpaired: the previous task."""
