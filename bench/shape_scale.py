@@ -28,9 +28,9 @@ import torch
 
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
 from energy_model.data import collate
-from energy_model.evaluation import EVAL_STREAM
+from energy_model.evaluation import held_out_tasks
 from particle_world import entities as E
-from particle_world import get_family, sample_task
+from particle_world import get_family
 from particle_world.geometry import similarity_fit
 
 
@@ -41,7 +41,7 @@ def _fit(template: np.ndarray, x_last: np.ndarray, attention: np.ndarray) -> tup
 
 
 def scaled_outcomes(traj: torch.Tensor, att: torch.Tensor, s: float) -> torch.Tensor:
-    """traj [B, 2, N, D] with the attended entities' final positions scaled by s about
+    """traj [B, T+1, N, D] with the attended entities' final positions scaled by s about
     their centroid."""
     x = traj.clone()
     pos, gate = x[:, -1, :, E.POS], att[:, :, None]
@@ -54,10 +54,7 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
     template = getattr(get_family(concept).action, "template", None)
     if template is None:
         raise ValueError(f"{concept!r} is not a polygon family (triangle, square)")
-    tasks = [
-        sample_task(concept, np.random.default_rng([seed, EVAL_STREAM, i]), role="action")
-        for i in range(n_tasks)
-    ]
+    tasks = held_out_tasks(concept, "action", n_tasks, seed)
     batch = collate(tasks)
     kq = batch.query_x.shape[1]
     traj, att, valid = (

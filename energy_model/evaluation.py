@@ -18,6 +18,16 @@ EVAL_STREAM = 7919
 training (default_rng([seed, step])) never uses."""
 
 
+def held_out_tasks(family, role, n_tasks, seed, n_entities=DEFAULT_ENTITIES) -> list:
+    """The held-out tasks 0..n_tasks-1 of a family and role (task i from its own stream
+    [seed, EVAL_STREAM, i], so a task is the same whatever n_tasks)."""
+    return [
+        sample_task(family, np.random.default_rng([seed, EVAL_STREAM, i]), role=role,
+                    n_entities=n_entities)
+        for i in range(n_tasks)
+    ]  # fmt: skip
+
+
 def evaluate_unit(
     model: ConceptModel,
     family: str,
@@ -38,11 +48,7 @@ def evaluate_unit(
     steps: the chains' length (None: as trained), or several candidate lengths, one picked
     per task on its own demos (energy_model.chain_length)."""
     device = model.code_init.device
-    tasks = [
-        sample_task(family, np.random.default_rng([seed, EVAL_STREAM, i]), role=role,
-                    n_entities=n_entities)
-        for i in range(n_tasks)
-    ]  # fmt: skip
+    tasks = held_out_tasks(family, role, n_tasks, seed, n_entities)
     batch = collate(tasks).to(device)
     kq = batch.query_x.shape[1]
     traj, att, valid = (

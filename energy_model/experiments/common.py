@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from energy_model.config import ModelConfig, TrainConfig
 from energy_model.data import collate
-from energy_model.evaluation import EVAL_STREAM, evaluate_unit
+from energy_model.evaluation import evaluate_unit, held_out_tasks
 from energy_model.model import (
     ConceptModel,
     feature_bounds,
@@ -188,8 +188,7 @@ def unmoved_success(family: str, n_tasks: int, seed: int) -> float:
     """Success of leaving the attended entities where they start, on held_out's tasks (a
     floor for generation: some random starts already satisfy a shape)."""
     hits = []
-    for i in range(n_tasks):
-        task = sample_task(family, np.random.default_rng([seed, EVAL_STREAM, i]), role="action")
+    for task in held_out_tasks(family, "action", n_tasks, seed):
         for e in task.queries.events():
             still = np.repeat(e.x[:1], len(e.x), axis=0)  # [T+1, N, D]
             hits.append(task.instance.generation_success(still, e.attention))
