@@ -31,12 +31,6 @@ class ModelConfig:
     not) instead of only shifting g's first layer. On in region_point.pt (the paper's
     figures beaten on the CPU, 0.0038 / 0.0002); off by default, where with all families it
     gained a point, not on the places (docs/learning.md)."""
-    set_spread: bool = False
-    """Give f the attended set's spread beside the pair sum: the root mean squared distance
-    of the gated positions (as g sees them) from their gated mean, averaged over the scored
-    states. A figure's size is then one input away; through the pairs the energy learned
-    the shapes and not their size, and its chains shrank every square to a point
-    (docs/learning.md, "Each family alone")."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

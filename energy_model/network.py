@@ -37,17 +37,6 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     )  # fmt: skip
 
 
-def _set_spread(pos: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """[B, 1]: the root mean squared distance of the positions pos [B, S, N, 2], weighted by
-    gate [B, N], from their weighted mean, averaged over the S states. The small floor
-    keeps the square root's gradient bounded when the set is one point."""
-    c = gate[:, None, :, None]
-    mass = gate.sum(-1).clamp(min=1e-6)[:, None, None, None]
-    mean = (c * pos).sum(2, keepdim=True) / mass
-    var = (c * (pos - mean).square()).sum((2, 3), keepdim=True) / mass
-    return (var + 1e-4).sqrt().mean(1).flatten(1)
-
-
 def _features(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """[B, S, N, F]: x, the time feature and (motion_features) the displacement since s = 0."""
     b, s, n, _ = x.shape
@@ -66,7 +55,7 @@ class EnergyNet(nn.Module):
         if cfg.head not in ("linear", "square"):
             raise ValueError(f"head must be 'linear' or 'square', got {cfg.head!r}")
         self.cfg = cfg
-        self.f = _mlp(cfg.hidden + cfg.code_dim + int(cfg.set_spread), cfg.hidden, 1)
+        self.f = _mlp(cfg.hidden + cfg.code_dim, cfg.hidden, 1)
         self.film = None
         if cfg.code_film:
             self.film = nn.Linear(cfg.code_dim, 2 * cfg.hidden)
@@ -96,13 +85,8 @@ class EnergyNet(nn.Module):
         gamma, beta = gb.view(gb.shape[0], *([1] * (h.dim() - 2)), -1).chunk(2, dim=-1)
         return h * (1 + gamma) + beta
 
-    def head(self, pooled, w, feats, gate) -> torch.Tensor:
-        """f(pooled [B, H], w [B, C] and, with set_spread, the spread of the set that gate
-        [B, N] (zero on padded entities) attends in feats [B, S, N, F]) -> energy [B]."""
-        parts = [pooled, w]
-        if self.cfg.set_spread:
-            parts.append(_set_spread(feats[..., E.POS], gate))
-        out = self.f(torch.cat(parts, dim=-1)).squeeze(-1)
+    def head(self, pooled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
         return out.square() if self.cfg.head == "square" else out
 
     def gate_energy(self, x, w, valid):
@@ -236,18 +220,18 @@ class RelationEnergy(EnergyNet):
 
     def _rows_energy(self, pre, feats, gate, vf, w, bi, ii):
         """The energy from g's first layer pre [P, S, N, H] of rows (bi, ii)."""
-        s = feats.shape[1]
+        b, s = feats.shape[:2]
         z = self._hidden(pre, w, bi)  # [P, S, N, H]
         wj = self._pair_weight(feats, gate, vf, w) / vf.sum(-1, keepdim=True).clamp(min=1.0)
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, w, feats, gate * vf)
+        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w)
 
-    def _head_of_rows(self, contrib, bi, w, feats, gate):
+    def _head_of_rows(self, contrib, bi, b, w):
         """f of the rows' contributions [P, H] summed into their batch rows bi."""
-        pooled = contrib.new_zeros(len(w), contrib.shape[-1]).index_add(0, bi, contrib)
-        return self.head(pooled, w, feats, gate)
+        pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
+        return self.head(pooled, w)
 
     def _expected_energy(self, x, w, valid):
         """gate [B, N] in [0, 1] -> energy [B] at fixed x, w, with g computed once, here.
@@ -257,7 +241,7 @@ class RelationEnergy(EnergyNet):
         g(., m_j=1)] / n, the pair (i, i) given m_i = 1. At a 0/1 gate it is the energy
         itself."""
         feats, vf, bi, ii, pre0 = self._gate_free_first_layer(x, w, valid)
-        s, n = feats.shape[1:3]
+        b, s, n, _ = feats.shape
         z0 = self._hidden(pre0, w, bi).sum(1)  # [P, N, H]
         z1 = self._hidden(pre0 + self._gate_column, w, bi).sum(1)
         v0 = self._pair_weight(feats, torch.zeros_like(vf), vf, w)  # [B, N]
@@ -271,7 +255,7 @@ class RelationEnergy(EnergyNet):
             c1 = torch.where(self_pair, v1[bi], g[bi] * v1[bi])
             summed = (c0[:, None] @ z0 + c1[:, None] @ z1).squeeze(1)
             per_row = self._last_layer(summed, (c0 + c1).sum(-1) * s) / scale[bi]  # [P, H]
-            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, w, feats, g * vf)
+            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, b, w)
 
         return energy
 
@@ -331,12 +315,7 @@ class EntityEnergy(EnergyNet):
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
         per = self.g[3:](self.modulate(self.g[:3](inp), w)).sum(1)  # [B, N, H]
         vf = valid.to(x.dtype)
-
-        def energy(gate):
-            g = gate.to(x.dtype) * vf
-            return self.head(torch.einsum("bih,bi->bh", per, g), w, feats, g)
-
-        return energy
+        return lambda gate: self.head(torch.einsum("bih,bi->bh", per, gate.to(x.dtype) * vf), w)
 
 
 def build_energy(cfg: ModelConfig) -> EnergyNet:

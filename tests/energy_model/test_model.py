@@ -31,12 +31,9 @@ def small_model(**kw):
     return ConceptModel(ModelConfig(hidden=32, code_dim=8, **kw), InferenceConfig())
 
 
-@pytest.mark.parametrize("set_spread", [False, True])
 @pytest.mark.parametrize("relational", [True, False])
-def test_energy_ignores_padding_and_entity_order(batch, relational, set_spread):
-    net = build_energy(
-        ModelConfig(hidden=32, code_dim=8, relational=relational, set_spread=set_spread)
-    )
+def test_energy_ignores_padding_and_entity_order(batch, relational):
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, relational=relational))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     e = net(x, att, w, valid)
@@ -46,11 +43,10 @@ def test_energy_ignores_padding_and_entity_order(batch, relational, set_spread):
     assert torch.allclose(e, net(garbage, att, w, valid), atol=1e-5)
 
 
-@pytest.mark.parametrize("set_spread", [False, True])
-def test_attended_rows_shortcut_is_exact(batch, set_spread):
+def test_attended_rows_shortcut_is_exact(batch):
     """With an exact 0/1 gate only attended rows are computed; a gate equal to the same
     values but carrying gradient takes the fractional path: both give one energy."""
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, set_spread=set_spread))
+    net = build_energy(ModelConfig(hidden=32, code_dim=8))
     x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x), 8)
     dense = net(x, att.clone().requires_grad_(), w, valid)
@@ -197,39 +193,6 @@ def test_code_scale_starts_as_the_plain_network_and_can_turn_a_coordinate_off(ba
     e = scaled(x, att, w, valid)
     assert torch.allclose(scaled(x + shift, att, w, valid), e, atol=1e-5)
     assert not torch.allclose(scaled(x + shift.roll(1), att, w, valid), e, atol=1e-4)
-
-
-@pytest.mark.parametrize("relational", [True, False])
-def test_set_spread_gives_f_the_attended_figures_size(relational):
-    """set_spread: f's extra input is the attended set's rms distance from its centroid (a
-    square's circumradius), blind to unattended entities; scaling the attended figure moves
-    the energy through that input alone when g ignores positions."""
-    torch.manual_seed(0)
-    corners = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
-    x = torch.zeros(1, 1, 6, E.DIM)
-    x[0, 0, :4, E.POS] = 0.3 * corners + torch.tensor([0.2, -0.1])
-    x[0, 0, 4:, E.POS] = torch.tensor([[0.9, 0.9], [-0.8, 0.7]])
-    gate = torch.tensor([[1.0, 1, 1, 1, 0, 0]])
-    spread = network._set_spread(x[..., E.POS], gate)
-    assert spread.shape == (1, 1) and abs(spread.item() - 0.3) < 1e-3
-    x_far = x.clone()
-    x_far[0, 0, 4:, E.POS] = -x[0, 0, 4:, E.POS]
-    assert torch.allclose(network._set_spread(x_far[..., E.POS], gate), spread)
-
-    cfg = ModelConfig(hidden=32, code_dim=8, relational=relational, set_spread=True)
-    net = build_energy(cfg)
-    first = net.g_i if relational else net.g[0]
-    with torch.no_grad():  # g blind to positions: only f's spread input sees the size
-        first.weight[:, E.POS] = 0.0
-        if relational:
-            net.g_j.weight[:, E.POS] = 0.0
-    w, valid = torch.randn(1, 8), torch.ones(1, 6, dtype=torch.bool)
-    small = x.clone()
-    small[0, 0, :4, E.POS] = 0.1 * corners + torch.tensor([0.2, -0.1])
-    assert not torch.allclose(net(x, gate, w, valid), net(small, gate, w, valid), atol=1e-5)
-    with torch.no_grad():
-        net.f[0].weight[:, -1] = 0.0
-    assert torch.allclose(net(x, gate, w, valid), net(small, gate, w, valid), atol=1e-6)
 
 
 @pytest.mark.parametrize("relational", [True, False])
