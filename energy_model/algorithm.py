@@ -29,7 +29,6 @@ from energy_model.data import TaskBatch
 from energy_model.model import ConceptModel, feature_bounds, generation_mask, generation_start
 
 CONTEXTS = ("both", "generation", "identification")
-KL_THROUGH = ("all", "sampler")
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +88,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     'loss_a' its generation and identification parts (zero for a context not trained)."""
     if cfg.contexts not in CONTEXTS:
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
-    if cfg.kl_through not in KL_THROUGH:
-        raise ValueError(f"kl_through must be one of {KL_THROUGH}, got {cfg.kl_through!r}")
     if cfg.unroll < 0:
         raise ValueError(f"unroll must be >= 0 (0: every step), got {cfg.unroll}")
     if not 0 <= cfg.target_decay <= 1:
@@ -100,18 +97,16 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     )
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
-    frozen = {k: v.detach() for k, v in model.net.named_parameters()}
+    frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
     through_chains = cfg.kl or cfg.target > 0
-    sampler_only = cfg.kl_through == "sampler"
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())
 
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
         x_tilde = model.generate(
-            traj, att, wq.detach() if sampler_only else wq, valid, create_graph=through_chains,
-            graph_steps=cfg.unroll or None, params=frozen if sampler_only else None,
-        )  # fmt: skip
+            traj, att, wq, valid, create_graph=through_chains, graph_steps=cfg.unroll or None
+        )
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
@@ -139,15 +134,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         x0 = traj[:, 0]
         energy_of_gate = model.identification_energy_fn(x0, wq, valid)
         kl_a = cfg.kl and cfg.kl_identification
-        chain_energy = energy_of_gate
-        if sampler_only:
-            w_frozen = wq.detach()
-
-            def chain_energy(gate):
-                return model.identification_energy(x0, gate, w_frozen, valid, frozen)
-
         a_tilde = model.sample_attention(
-            chain_energy, valid, kl_a or cfg.target > 0, graph_steps=cfg.unroll or None
+            energy_of_gate, valid, kl_a or cfg.target > 0, graph_steps=cfg.unroll or None
         )
         gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)

@@ -134,11 +134,6 @@ class LossConfig:
     only, as Du et al. (2021) do through the last one; 0: through every step (Algorithm
     1). The demos' code inference keeps its whole graph either way. At 2, 1.8x faster a
     step and 29% / 32% against 35% / 32% with all families at 300 steps (README)."""
-    kl_through: str = "all"
-    """What L_KL's gradient reaches: 'all' (Algorithm 1): the energy's parameters and the
-    codes through the chains' gradient field, and the samplers' step sizes; 'sampler':
-    the chains run on the energy with its parameters and codes frozen, so L_KL trains the
-    step sizes only and the energy is shaped by L_ML alone."""
     kl_identification: bool = True
     """With kl, include identification's L_KL term too. False: its chain runs without a
     graph (unless target > 0): a step 1.4 to 1.6x faster (differentiating through it is

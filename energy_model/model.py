@@ -135,13 +135,13 @@ class ConceptModel(nn.Module):
 
     def generate(
         self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None,
-        graph_steps=None, params=None,
+        graph_steps=None,
     ):  # fmt: skip
         """x~: the trajectory [B, T+1, N, D] after Langevin from the generation start
-        (graph_steps: Langevin's; params: the energy's, when not its own)."""
+        (graph_steps: Langevin's)."""
         start = generation_start(traj, attention)
         return self.sample_x(
-            lambda x: self.generation_energy(x, attention, w_x, valid, params),
+            lambda x: self.generation_energy(x, attention, w_x, valid),
             start,
             generation_mask(traj, attention),
             create_graph,

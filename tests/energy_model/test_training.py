@@ -266,27 +266,6 @@ def test_identification_kl_can_be_left_out_and_its_chain_undifferentiated():
     assert grads[False][1].abs().sum() > 0
 
 
-def test_kl_through_the_sampler_trains_step_sizes_and_leaves_the_energy_to_l_ml():
-    """kl_through 'sampler': the chains run on a frozen energy, so L_KL reaches the query
-    samplers' step sizes and no parameter of the energy; the samples are the same."""
-    model, batch = fresh_model_and_batch()
-    torch.manual_seed(0)
-    full = meta_loss(model, batch, LossConfig())
-    model, batch = fresh_model_and_batch()
-    torch.manual_seed(0)
-    out = meta_loss(model, batch, LossConfig(kl_through="sampler"))
-    assert torch.allclose(out["e_neg_x"], full["e_neg_x"]) and torch.allclose(
-        out["e_neg_a"], full["e_neg_a"]
-    )
-    (out["kl_x"] + out["kl_a"]).backward()
-    assert model.sample_x.log_step.grad.abs().sum() > 0
-    assert model.sample_a.log_step.grad.abs().sum() > 0
-    assert all(p.grad is None or not p.grad.any() for p in model.net.parameters())
-    assert model.code_init.grad is None or not model.code_init.grad.any()
-    with pytest.raises(ValueError, match="kl_through"):
-        meta_loss(model, batch, LossConfig(kl_through="energy"))
-
-
 def test_unroll_differentiates_the_query_chains_through_their_last_steps_only():
     """unroll k: the step sizes of the query chains' last k steps get a gradient, the
     earlier ones none; the code chains keep theirs; a negative k is refused."""
