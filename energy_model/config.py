@@ -31,14 +31,6 @@ class ModelConfig:
     not) instead of only shifting g's first layer. On in region_point.pt (the paper's
     figures beaten on the CPU, 0.0038 / 0.0002); off by default, where with all families it
     gained a point, not on the places (docs/learning.md)."""
-    figure_frame: bool = False
-    """Give g each attended entity's position in the attended figure's own frame, (x_i - mean)
-    / spread over the gated set (0 for unattended entities), and f the spread: the shape
-    scale-free and its size one input away. Through plain positions the energy learned a
-    figure's residual in world units, which shrinking lowers, and its chains shrank every
-    square to a point (docs/learning.md, "Each family alone"). Relation network and input
-    gate only (the features depend on the gate, so a chain over it recomputes g's first
-    layer at every step)."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

@@ -26,10 +26,8 @@ from particle_world import entities as E
 
 
 def entity_features(cfg: ModelConfig) -> int:
-    """Per-entity input size: the entity, the time feature and, when on, the displacement
-    and the position in the attended figure's frame."""
-    n_pos = E.POS.stop - E.POS.start
-    return E.DIM + 1 + n_pos * (int(cfg.motion_features) + int(cfg.figure_frame))
+    """Per-entity input size: the entity, the time feature and, when on, the displacement."""
+    return E.DIM + 1 + (E.POS.stop - E.POS.start if cfg.motion_features else 0)
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -37,18 +35,6 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
         nn.Linear(n_in, hidden), SiLU(), nn.Linear(hidden, hidden), SiLU(),
         nn.Linear(hidden, n_out),
     )  # fmt: skip
-
-
-def figure_frame(pos: torch.Tensor, gate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The attended figure's frame for positions pos [B, S, N, 2] and gate [B, N] (zero on
-    padded entities): each entity's (x_i - mean) / spread times its gate [B, S, N, 2], and
-    the spread [B, 1] (the gated rms distance from the gated mean, averaged over the S
-    states). The floor under the spread keeps a one-point figure's gradient bounded."""
-    c = gate[:, None, :, None]
-    mass = gate.sum(-1).clamp(min=1e-6)[:, None, None, None]
-    mean = (c * pos).sum(2, keepdim=True) / mass
-    spread = ((c * (pos - mean).square()).sum((2, 3), keepdim=True) / mass + 1e-3).sqrt()
-    return c * (pos - mean) / spread, spread.mean(1).flatten(1)
 
 
 def _features(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
@@ -69,7 +55,7 @@ class EnergyNet(nn.Module):
         if cfg.head not in ("linear", "square"):
             raise ValueError(f"head must be 'linear' or 'square', got {cfg.head!r}")
         self.cfg = cfg
-        self.f = _mlp(cfg.hidden + cfg.code_dim + int(cfg.figure_frame), cfg.hidden, 1)
+        self.f = _mlp(cfg.hidden + cfg.code_dim, cfg.hidden, 1)
         self.film = None
         if cfg.code_film:
             self.film = nn.Linear(cfg.code_dim, 2 * cfg.hidden)
@@ -81,17 +67,12 @@ class EnergyNet(nn.Module):
             nn.init.zeros_(self.scale.weight)
             nn.init.zeros_(self.scale.bias)
 
-    def _feats(self, x, w, gate=None):
-        """g's per-entity input [B, S, N, F] (with figure_frame, gate [B, N] sets the frame)
-        and the figure's spread [B, 1] (None without figure_frame), the input scaled by the
-        code when code_scale is on."""
-        feats, spread = _features(x, self.cfg), None
-        if self.cfg.figure_frame:
-            coords, spread = figure_frame(x[..., E.POS], gate)
-            feats = torch.cat([feats, coords], -1)
+    def _feats(self, x, w):
+        """g's per-entity input [B, S, N, F], scaled by the code when code_scale is on."""
+        feats = _features(x, self.cfg)
         if self.scale is None:
-            return feats, spread
-        return feats * (1 + self.scale(w))[:, None, None], spread
+            return feats
+        return feats * (1 + self.scale(w))[:, None, None]
 
     def modulate(self, h: torch.Tensor, w: torch.Tensor, rows=None) -> torch.Tensor:
         """FiLM of g's hidden layer h [R, ..., H] by the code w [B, C] (rows: the batch row
@@ -104,9 +85,8 @@ class EnergyNet(nn.Module):
         gamma, beta = gb.view(gb.shape[0], *([1] * (h.dim() - 2)), -1).chunk(2, dim=-1)
         return h * (1 + gamma) + beta
 
-    def head(self, pooled: torch.Tensor, w: torch.Tensor, spread=None) -> torch.Tensor:
-        parts = [pooled, w] if spread is None else [pooled, w, spread]
-        out = self.f(torch.cat(parts, dim=-1)).squeeze(-1)  # [B]
+    def head(self, pooled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
         return out.square() if self.cfg.head == "square" else out
 
     def gate_energy(self, x, w, valid):
@@ -157,8 +137,6 @@ class RelationEnergy(EnergyNet):
             raise ValueError(
                 f"fractional_gate must be one of {FRACTIONAL_GATES}, got {cfg.fractional_gate!r}"
             )
-        if cfg.figure_frame and cfg.fractional_gate != "input":
-            raise ValueError("figure_frame needs fractional_gate 'input'")
         self.relevance = None
         if cfg.pair_gate == "relevance":
             self.relevance = nn.Linear(entity_features(cfg) + cfg.code_dim, 1)
@@ -205,18 +183,18 @@ class RelationEnergy(EnergyNet):
     def _pair_sum_energy(self, x, gate, w, valid):
         """The energy with the gate as g's input, computing the rows _live_rows names (at
         an exact 0/1 gate only the attended ones)."""
+        feats = self._feats(x, w)  # [B, S, N, F]
         vf = valid.to(x.dtype)
-        feats, spread = self._feats(x, w, gate * vf)  # [B, S, N, F]
         bi, ii = _live_rows(gate * vf, valid)  # [P], [P]
         pre = self._first_layer(feats, gate, w, bi, ii)
-        return self._rows_energy(pre, feats, gate, vf, w, bi, ii, spread)
+        return self._rows_energy(pre, feats, gate, vf, w, bi, ii)
 
     def _input_gate_energy(self, x, w, valid):
         """gate -> energy with the gate as g's input (fractional_gate 'input'): every valid
         row counts, and g's first layer without the gate, the same at every step of a
         chain, is computed once; a gate g_j adds g_j times the gate's column to it. With
         ROW_MODE 'all', everything at every call instead (the naive baseline)."""
-        if ROW_MODE == "all" or self.cfg.figure_frame:
+        if ROW_MODE == "all":
             return lambda gate: self._pair_sum_energy(x, gate.to(x.dtype), w, valid)
         feats, vf, bi, ii, pre0 = self._gate_free_first_layer(x, w, valid)
 
@@ -230,7 +208,7 @@ class RelationEnergy(EnergyNet):
     def _gate_free_first_layer(self, x, w, valid):
         """For a chain over a fractional gate: the features, valid mask, every valid row
         (bi, ii) (any gate may count) and g's first layer of those rows at gate 0."""
-        feats, _ = self._feats(x, w)
+        feats = self._feats(x, w)
         vf = valid.to(x.dtype)
         bi, ii = valid.nonzero(as_tuple=True)
         return feats, vf, bi, ii, self._first_layer(feats, torch.zeros_like(vf), w, bi, ii)
@@ -240,21 +218,20 @@ class RelationEnergy(EnergyNet):
         """What gate_j = 1 adds to g's first layer."""
         return self.g_j.weight[:, -1]
 
-    def _rows_energy(self, pre, feats, gate, vf, w, bi, ii, spread=None):
-        """The energy from g's first layer pre [P, S, N, H] of rows (bi, ii) (spread: f's
-        figure_frame input)."""
+    def _rows_energy(self, pre, feats, gate, vf, w, bi, ii):
+        """The energy from g's first layer pre [P, S, N, H] of rows (bi, ii)."""
         b, s = feats.shape[:2]
         z = self._hidden(pre, w, bi)  # [P, S, N, H]
         wj = self._pair_weight(feats, gate, vf, w) / vf.sum(-1, keepdim=True).clamp(min=1.0)
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w, spread)
+        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w)
 
-    def _head_of_rows(self, contrib, bi, b, w, spread=None):
+    def _head_of_rows(self, contrib, bi, b, w):
         """f of the rows' contributions [P, H] summed into their batch rows bi."""
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
-        return self.head(pooled, w, spread)
+        return self.head(pooled, w)
 
     def _expected_energy(self, x, w, valid):
         """gate [B, N] in [0, 1] -> energy [B] at fixed x, w, with g computed once, here.
@@ -323,8 +300,6 @@ class EntityEnergy(EnergyNet):
     """The paper's 'no RN' ablation: E = f(sum_{s,i} gate_i g(x_i^s, w), w)."""
 
     def __init__(self, cfg: ModelConfig):
-        if cfg.figure_frame:
-            raise ValueError("figure_frame needs the relation network (relational true)")
         super().__init__(cfg)
         self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
@@ -335,7 +310,7 @@ class EntityEnergy(EnergyNet):
     def _gate_energy(self, x, w, valid):
         """gate -> energy with the per-entity terms g(x_i, w) computed once (linear in the
         gate, so any gate is exact)."""
-        feats, _ = self._feats(x, w)
+        feats = self._feats(x, w)
         b, s, n, _ = feats.shape
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)
         per = self.g[3:](self.modulate(self.g[:3](inp), w)).sum(1)  # [B, N, H]

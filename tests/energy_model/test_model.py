@@ -195,38 +195,6 @@ def test_code_scale_starts_as_the_plain_network_and_can_turn_a_coordinate_off(ba
     assert not torch.allclose(scaled(x + shift.roll(1), att, w, valid), e, atol=1e-4)
 
 
-def test_figure_frame_sees_the_attended_figure_free_of_its_place_and_size(batch):
-    """figure_frame: the attended entities' coordinates in their figure's frame do not change
-    when the figure is moved and scaled, unattended entities get zeros; with g blind to
-    plain positions and f to the spread, so is the energy, and any gate gives the energy
-    of the fractional path."""
-    torch.manual_seed(0)
-    x = torch.rand(2, 1, 6, E.DIM) * 2 - 1
-    gate = torch.tensor([[1.0, 1, 1, 1, 0, 0], [1, 0, 1, 0, 1, 0]])
-    moved = x.clone()
-    moved[..., E.POS] = torch.where(
-        gate[:, None, :, None] > 0, 0.4 * x[..., E.POS] + 0.1, x[..., E.POS]
-    )
-    coords, spread = network.figure_frame(x[..., E.POS], gate)
-    coords2, spread2 = network.figure_frame(moved[..., E.POS], gate)
-    assert torch.allclose(coords, coords2, atol=0.05) and (coords[:, 0][gate == 0] == 0).all()
-    assert torch.allclose(spread2, 0.4 * spread, atol=0.01)
-
-    net = build_energy(ModelConfig(hidden=32, code_dim=8, figure_frame=True))
-    valid, w = torch.ones(2, 6, dtype=torch.bool), torch.randn(2, 8)
-    with torch.no_grad():
-        net.g_i.weight[:, E.POS] = 0.0
-        net.g_j.weight[:, E.POS] = 0.0
-    assert not torch.allclose(net(x, gate, w, valid), net(moved, gate, w, valid), atol=1e-4)
-    with torch.no_grad():
-        net.f[0].weight[:, -1] = 0.0
-    assert torch.allclose(net(x, gate, w, valid), net(moved, gate, w, valid), atol=0.01)
-    dense = net.gate_energy(x, w, valid)(gate.clone().requires_grad_())
-    assert torch.allclose(net(x, gate, w, valid), dense, atol=1e-5)
-    with pytest.raises(ValueError, match="figure_frame"):
-        build_energy(ModelConfig(figure_frame=True, relational=False))
-
-
 @pytest.mark.parametrize("relational", [True, False])
 def test_motion_features_reach_trajectories_and_leave_single_states_alone(relational):
     """The first layer's displacement columns change a trajectory's energy but not a single
