@@ -3,7 +3,9 @@
 For a polygon family (triangle, square), two tables on held-out queries:
 - the chain run well past its trained length: at chosen steps, the mean fit of the
   attended entities to the regular polygon (rms after the best similarity, and the
-  polygon's circumradius) and the success rate, beside the demonstrated outcomes' own fit;
+  polygon's circumradius), the share of queries where that radius exceeds the
+  demonstrated figure's, and the success rate, beside the demonstrated outcomes' own fit
+  and the chain's start (x^0: where the first negatives of training lie);
 - the energy of each demonstrated outcome with its attended entities scaled about their
   centroid by s, against the outcome's own: the mean difference and the share of queries
   where the scaled figure scores lower.
@@ -29,6 +31,7 @@ import torch
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
 from energy_model.data import collate
 from energy_model.evaluation import held_out_tasks
+from energy_model.model import generation_start
 from particle_world import entities as E
 from particle_world import get_family
 from particle_world.geometry import similarity_fit
@@ -67,17 +70,25 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
         )
         model.generate(traj, att, w_x.repeat_interleave(kq, 0), valid, steps=max(steps),
                        record=record)  # fmt: skip
-    rows = {}
-    for k in ["truth", *steps]:
+    states = {"truth": traj, "start": generation_start(traj, att)}
+    states |= {str(k): record[k - 1] for k in steps}
+    rows, truth_radius = {}, None
+    for name, xs in states.items():
         fits, ok = [], []
         for q in range(traj.shape[0]):
             keep = valid[q].numpy()
             a = att[q].numpy()[keep]
-            x = (traj[q] if k == "truth" else record[k - 1][q]).numpy()[:, keep]
+            x = xs[q].numpy()[:, keep]
             fits.append(_fit(template, x[-1], a))
             ok.append(tasks[q // kq].instance.generation_success(x, a))
-        rms, radius = np.mean(fits, axis=0)
-        rows[str(k)] = {"rms": float(rms), "radius": float(radius), "success": float(np.mean(ok))}
+        fits = np.array(fits)
+        truth_radius = fits[:, 1] if truth_radius is None else truth_radius
+        rows[name] = {
+            "rms": float(fits[:, 0].mean()),
+            "radius": float(fits[:, 1].mean()),
+            "larger_than_truth": float((fits[:, 1] > truth_radius + 1e-9).mean()),
+            "success": float(np.mean(ok)),
+        }
     energy = {}
     with torch.no_grad():
         w = w_x.detach().repeat_interleave(kq, 0)
@@ -115,9 +126,10 @@ def main(argv=None) -> int:
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{'step':>6s} {'rms':>7s} {'radius':>7s} {'success':>8s}")
+    print(f"{'step':>6s} {'rms':>7s} {'radius':>7s} {'> truth':>8s} {'success':>8s}")
     for k, r in result["by_step"].items():
-        print(f"{k:>6s} {r['rms']:7.3f} {r['radius']:7.3f} {100 * r['success']:7.0f}%")
+        print(f"{k:>6s} {r['rms']:7.3f} {r['radius']:7.3f} {100 * r['larger_than_truth']:7.0f}%"
+              f" {100 * r['success']:7.0f}%")  # fmt: skip
     print(f"\n{'scale':>6s} {'E - E(truth)':>13s} {'below truth':>12s}")
     for s, r in result["scaled_truth_energy"].items():
         print(f"{s:>6s} {r['minus_truth']:+13.4f} {100 * r['below']:11.0f}%")
