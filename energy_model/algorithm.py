@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from energy_model.config import LossConfig
 from energy_model.data import TaskBatch
 from energy_model.model import ConceptModel, feature_bounds, generation_mask, generation_start
-from particle_world import entities as E
 
 CONTEXTS = ("both", "generation", "identification")
 
@@ -69,17 +68,6 @@ def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
     return torch.cat([torch.clamp(noisy, lo, hi), generation_start(traj, att)])
 
 
-def shrunk_starts(traj, att) -> torch.Tensor:
-    """traj [B, T+1, N, D] with the attended entities' start positions drawn towards their
-    centroid by a factor uniform in [0, 1] per event (LossConfig.start_shrink)."""
-    x = traj.clone()
-    pos, gate = x[:, 0, :, E.POS], att[:, :, None]
-    centre = (pos * gate).sum(1, keepdim=True) / gate.sum(1, keepdim=True).clamp(min=1.0)
-    s = torch.rand(len(x), 1, 1, device=x.device, dtype=x.dtype)
-    x[:, 0, :, E.POS] = torch.where(gate > 0.5, centre + s * (pos - centre), pos)
-    return x
-
-
 def flipped_attention(att, valid) -> torch.Tensor:
     """[B, N]: the true attention with one valid entity, drawn uniformly, flipped."""
     pick = torch.multinomial(valid.to(att.dtype), 1).squeeze(1)
@@ -117,9 +105,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
         x_tilde = model.generate(
-            shrunk_starts(traj, att) if cfg.start_shrink else traj, att, wq, valid,
-            create_graph=through_chains, graph_steps=cfg.unroll or None,
-        )  # fmt: skip
+            traj, att, wq, valid, create_graph=through_chains, graph_steps=cfg.unroll or None
+        )
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()

@@ -126,13 +126,6 @@ class LossConfig:
     only, as Du et al. (2021) do through the last one; 0: through every step (Algorithm
     1). The demos' code inference keeps its whole graph either way. At 2, 1.8x faster a
     step and 29% / 32% against 35% / 32% with all families at 300 steps (README)."""
-    start_shrink: bool = False
-    """Training's generation chains start from x^0 with the attended entities' positions
-    drawn towards their centroid by a factor uniform in [0, 1] per query, so negatives come
-    from figures smaller than the demonstrated one too: x^0's figures are larger than the
-    demonstrated ones in 84 to 96% of square and triangle queries, and the energy learned
-    that smaller is better (docs/learning.md, "Each family alone"). Test-time chains start
-    at x^0."""
     kl_identification: bool = True
     """With kl, include identification's L_KL term too. False: its chain runs without a
     graph (unless target > 0): a step 1.4 to 1.6x faster (differentiating through it is

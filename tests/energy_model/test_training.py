@@ -14,14 +14,12 @@ from energy_model.algorithm import (
     meta_loss,
     perturbed_outcomes,
     scheduled,
-    shrunk_starts,
 )
 from energy_model.checkpoint import load_model
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
 from energy_model.data import TaskStream
 from energy_model.evaluation import evaluate_unit
 from energy_model.train import build_model, train
-from particle_world import entities as E
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -266,24 +264,6 @@ def test_identification_kl_can_be_left_out_and_its_chain_undifferentiated():
         grads[on] = model.sample_a.log_step.grad, model.sample_x.log_step.grad
     assert grads[True][0].abs().sum() > 0 and grads[False][0] is None
     assert grads[False][1].abs().sum() > 0
-
-
-def test_shrunk_starts_draw_only_the_attended_start_towards_its_centroid():
-    """start_shrink: each training chain starts from x^0 with the attended figure scaled
-    about its centroid by one factor in [0, 1]; later states and unattended entities stay."""
-    batch = TaskStream([("square", "action")], 4, seed=0).batch(0)
-    traj, att = batch.query_x.flatten(0, 1), batch.query_att.flatten(0, 1)
-    out = shrunk_starts(traj, att)
-    assert torch.equal(out[:, 1:], traj[:, 1:])
-    assert torch.equal(out[:, 0][att == 0], traj[:, 0][att == 0])
-    two = att.sum(1) >= 2
-    gate = att[:, :, None]
-    centre = (traj[:, 0, :, E.POS] * gate).sum(1, keepdim=True) / gate.sum(1, keepdim=True)
-    before = ((traj[:, 0, :, E.POS] - centre) * gate)[two]
-    after = ((out[:, 0, :, E.POS] - centre) * gate)[two]
-    factor = after.norm(dim=(1, 2)) / before.norm(dim=(1, 2))
-    assert (factor <= 1).all() and factor.std() > 0
-    assert torch.allclose(after, factor[:, None, None] * before, atol=1e-5)
 
 
 def test_unroll_differentiates_the_query_chains_through_their_last_steps_only():
