@@ -1,7 +1,8 @@
 """How much of the energy's gradient does each term of Algorithm 1 bring?
 
 For one training batch of a concept, the norm of the gradient that each loss term (L_ML and
-L_KL of each context, and the energy^2 regulariser) gives the energy network's parameters,
+L_KL of each context, and the rest: the energy^2 regulariser and any optional term), under
+the loss config the checkpoint was trained with, gives the energy network's parameters,
 taken apart before they are summed, clipped and handed to Adam; and the cosine between the
 generation terms. A term whose gradient is orders of magnitude below the others' moves the
 shared weights hardly at all once the sum is clipped.
@@ -20,24 +21,36 @@ from pathlib import Path
 import torch
 
 from energy_model.algorithm import meta_loss
-from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
-from energy_model.config import LossConfig, TrainConfig
+from energy_model.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    load_model,
+    read_checkpoint,
+)
+from energy_model.config import LossConfig, TrainConfig, from_dict
 from energy_model.data import TaskStream
 from energy_model.train import build_model
 
 TERMS = ("ml_x", "kl_x", "ml_a", "kl_a")
 
 
-def loss_gradients(model, concept: str, n_tasks: int, seed: int) -> dict:
+def training_loss(path) -> LossConfig:
+    """The loss config a checkpoint was trained with."""
+    try:
+        return from_dict(LossConfig, read_checkpoint(path)["train_config"]["loss"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: no loss config this code can read ({exc})") from exc
+
+
+def loss_gradients(model, cfg: LossConfig, concept: str, n_tasks: int, seed: int) -> dict:
     """Per-term gradient norms on the energy network's parameters for one batch."""
     model.train()
     batch = TaskStream([(concept, "action")], n_tasks, seed=seed).batch(0)
-    cfg = LossConfig()
     out = meta_loss(model, batch, cfg)
-    reg = out["loss"] - sum(out[t] for t in TERMS if t in out)  # the energy^2 terms
+    reg = out["loss"] - sum(out[t] for t in TERMS if t in out)  # energy^2 (and extra) terms
     params = [p for p in model.net.parameters() if p.requires_grad]
     grads = {}
-    for name, term in [*((t, out[t]) for t in TERMS if t in out), ("energy_reg", reg)]:
+    for name, term in [*((t, out[t]) for t in TERMS if t in out), ("rest", reg)]:
         g = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
         grads[name] = torch.cat(
             [
@@ -65,12 +78,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     try:
-        model = (
-            build_model(TrainConfig(seed=args.seed))
-            if args.untrained
-            else (load_model(args.checkpoint))
-        )
-        result = loss_gradients(model, args.concept, args.tasks, args.seed)
+        if args.untrained:
+            model, cfg = build_model(TrainConfig(seed=args.seed)), LossConfig()
+        else:
+            model, cfg = load_model(args.checkpoint), training_loss(args.checkpoint)
+        result = loss_gradients(model, cfg, args.concept, args.tasks, args.seed)
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
