@@ -73,7 +73,7 @@ class EnergyNet(nn.Module):
             nn.init.zeros_(self.mix.bias)
 
     def _feats(self, x, w):
-        """g's per-entity input [B, S, N, F], scaled (code_scale) and mixed (code_mix) by the code."""
+        """g's per-entity input [B, S, N, F], scaled (code_scale), mixed (code_mix) by w."""
         feats = _features(x, self.cfg)
         if self.scale is not None:
             feats = feats * (1 + self.scale(w))[:, None, None]
