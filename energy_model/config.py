@@ -31,10 +31,6 @@ class ModelConfig:
     not) instead of only shifting g's first layer. On in region_point.pt (the paper's
     figures beaten on the CPU, 0.0038 / 0.0002); off by default, where with all families it
     gained a point, not on the places (docs/learning.md)."""
-    code_mix: bool = False
-    """Map g's per-entity input features by (I + M(w)), M a full F x F matrix linear in the
-    code and zero-initialised: the code scale's diagonal made full, so a code can also turn
-    and mix coordinates (a place along a direction), not only scale them."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

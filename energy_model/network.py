@@ -66,21 +66,13 @@ class EnergyNet(nn.Module):
             self.scale = nn.Linear(cfg.code_dim, entity_features(cfg))
             nn.init.zeros_(self.scale.weight)
             nn.init.zeros_(self.scale.bias)
-        self.mix = None
-        if cfg.code_mix:
-            self.mix = nn.Linear(cfg.code_dim, entity_features(cfg) ** 2)
-            nn.init.zeros_(self.mix.weight)
-            nn.init.zeros_(self.mix.bias)
 
     def _feats(self, x, w):
-        """g's per-entity input [B, S, N, F], scaled (code_scale), mixed (code_mix) by w."""
+        """g's per-entity input [B, S, N, F], scaled by the code when code_scale is on."""
         feats = _features(x, self.cfg)
-        if self.scale is not None:
-            feats = feats * (1 + self.scale(w))[:, None, None]
-        if self.mix is not None:
-            f = feats.shape[-1]
-            feats = feats + feats @ self.mix(w).view(-1, 1, f, f)
-        return feats
+        if self.scale is None:
+            return feats
+        return feats * (1 + self.scale(w))[:, None, None]
 
     def modulate(self, h: torch.Tensor, w: torch.Tensor, rows=None) -> torch.Tensor:
         """FiLM of g's hidden layer h [R, ..., H] by the code w [B, C] (rows: the batch row

@@ -396,26 +396,3 @@ def test_shipped_checkpoint_loads_from_any_working_directory(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     model = load_model(DEFAULT_CHECKPOINT)
     assert model.model_cfg.relational and not model.training
-
-
-def test_code_mix_starts_as_the_plain_network_and_can_turn_coordinates(batch):
-    """The code's input mix is zero-initialised (the plain network untrained); a mix that
-    adds y to x and removes y makes the energy blind to moves along (1, -1) only."""
-    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
-    torch.manual_seed(0)
-    cfg = ModelConfig(hidden=32, code_dim=8)
-    mixed = build_energy(dataclasses.replace(cfg, code_mix=True))
-    plain = build_energy(cfg)
-    plain.load_state_dict(mixed.state_dict(), strict=False)
-    w = torch.randn(len(x), 8)
-    assert torch.allclose(mixed(x, att, w, valid), plain(x, att, w, valid), atol=1e-6)
-    f = mixed.mix.out_features ** 0.5
-    with torch.no_grad():
-        m = torch.zeros(int(f), int(f))
-        m[1, 0], m[1, 1] = 1.0, -1.0  # feature x' = x + y, y' = 0
-        mixed.mix.bias.copy_(m.flatten())
-    along = torch.zeros(E.DIM)
-    along[E.POS] = torch.tensor([0.2, -0.2])
-    e = mixed(x, att, w, valid)
-    assert torch.allclose(mixed(x + along, att, w, valid), e, atol=1e-5)
-    assert not torch.allclose(mixed(x + along.abs(), att, w, valid), e, atol=1e-4)
