@@ -1,0 +1,136 @@
+"""Is it the codes or the energy? Train and evaluate with oracle generation codes.
+
+Algorithm 1 as `python -m energy_model.train` runs it (every flag of its is accepted), except
+that the generation code w_x is not inferred from the demos: it is a fixed function of the
+task's true instance, the family and its action's parameters. Its first numeric slots hold
+the action's numbers (region-point's point, a line's offset, a circle's centre and radius),
+the rest a fixed random unit vector per family and non-numeric parameter (a color). If the
+energy then learns the families that fail with inferred codes, code inference is what
+holds them back; if not, the energy and its training are.
+
+Generation only (identification's code stays inferred, so train with
+`--loss.contexts generation`):
+
+    python bench/oracle_codes.py --out runs/NAME --loss.contexts generation \
+        --concepts region-point,region-hline,... [any energy_model.train flag]
+    python bench/oracle_codes.py --out runs/NAME ... --oracle rotated  # mixed, see MODES
+    python bench/oracle_codes.py --out runs/NAME ... --oracle start    # refined from it
+
+The run folder is the trainer's (eval.json holds the held-out success with oracle codes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import numpy as np
+import torch
+
+import energy_model.evaluation as evaluation
+import energy_model.train as trainer
+from energy_model.model import ConceptModel
+
+NUMERIC_SLOTS = 4
+"""Code slots for an action's numbers; the largest family here has 3 (a circle)."""
+
+MODES = ("slots", "rotated", "start")
+"""slots: w_x is the oracle code; rotated: the same under a fixed random rotation, so no slot
+holds one number (does the code's layout matter?); start: code inference's Langevin steps on
+the demos' energy start from the oracle code instead of the encoder's guess (do the steps
+keep it?)."""
+
+_current: list = []  # the instances of the batch or held-out tasks now being scored
+
+
+def _numbers(params: dict) -> list[float]:
+    return [
+        float(v) for value in params.values() if not isinstance(value, str)
+        for v in np.atleast_1d(value)
+    ]  # fmt: skip
+
+
+def oracle_code(instance, code_dim: int) -> np.ndarray:
+    """The instance's fixed code: its action's numbers, then a unit vector seeded by the
+    family, role and non-numeric parameters."""
+    nums = _numbers(instance.action_params)
+    if len(nums) > NUMERIC_SLOTS or code_dim <= NUMERIC_SLOTS:
+        raise ValueError(f"{instance.family}: {len(nums)} numbers, code_dim {code_dim}")
+    words = [instance.family, instance.role] + [
+        f"{k}={v}" for k, v in sorted(instance.action_params.items()) if isinstance(v, str)
+    ]
+    seed = int.from_bytes(hashlib.sha256("|".join(words).encode()).digest()[:8], "little")
+    direction = np.random.default_rng(seed).normal(size=code_dim - NUMERIC_SLOTS)
+    code = np.zeros(code_dim)
+    code[: len(nums)] = nums
+    code[NUMERIC_SLOTS:] = direction / np.linalg.norm(direction)
+    return code
+
+
+def _oracle_codes(n_tasks: int, code_dim: int, mode: str, like: torch.Tensor) -> torch.Tensor:
+    if len(_current) != n_tasks:
+        raise RuntimeError(f"{len(_current)} instances for {n_tasks} tasks")
+    codes = np.stack([oracle_code(i, code_dim) for i in _current])
+    if mode == "rotated":
+        q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(code_dim, code_dim)))
+        codes = codes @ q
+    return torch.as_tensor(codes, dtype=like.dtype, device=like.device)
+
+
+def _patch(mode: str) -> None:
+    """Route w_x through the oracle (MODES); meta_loss and held_out_tasks set _current."""
+    if mode == "start":
+        original_initial = ConceptModel.initial_codes
+
+        def initial_codes(self, n_tasks, context, offsets=None):
+            start = original_initial(self, n_tasks, context, None)
+            if context != "generation":
+                return start if offsets is None else start + offsets[1]
+            return _oracle_codes(n_tasks, self.model_cfg.code_dim, mode, start)
+
+        ConceptModel.initial_codes = initial_codes
+    else:
+        original_infer = ConceptModel.infer_codes
+
+        def infer_codes(self, traj, attention, valid, create_graph=False, steps=None,
+                        contexts="both"):  # fmt: skip
+            w_x, w_a = original_infer(self, traj, attention, valid, create_graph, steps, contexts)
+            if w_x is not None:
+                w_x = _oracle_codes(traj.shape[0], self.model_cfg.code_dim, mode, w_x)
+            return w_x, w_a
+
+        ConceptModel.infer_codes = infer_codes
+    trainer.meta_loss = _meta_loss
+    evaluation.held_out_tasks = _held_out_tasks
+
+
+def _meta_loss(model, batch, cfg):
+    _current[:] = batch.instances
+    return _original_meta_loss(model, batch, cfg)
+
+
+def _held_out_tasks(*args, **kwargs):
+    tasks = _original_held_out_tasks(*args, **kwargs)
+    _current[:] = [t.instance for t in tasks]
+    return tasks
+
+
+_original_meta_loss = trainer.meta_loss
+_original_held_out_tasks = evaluation.held_out_tasks
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    mode = "slots"
+    if "--oracle" in argv:
+        i = argv.index("--oracle")
+        mode = argv[i + 1]
+        del argv[i : i + 2]
+    if mode not in MODES:
+        raise SystemExit(f"--oracle must be one of {MODES}, got {mode!r}")
+    _patch(mode)
+    return trainer.main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
