@@ -14,9 +14,6 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + perturbed * softplus(E(truth) - E(near miss))         (optional: near misses without a
                                                         chain: noisy outcome and x^0; one
                                                         attention entry flipped)
-+ code_nce * InfoNCE(enc(demos[:K/2]), enc(demos[K/2:]))   (optional: the demo encoder's
-                                                        guesses from two halves of a
-                                                        task's demos find each other)
 """
 
 from __future__ import annotations
@@ -84,27 +81,6 @@ def _perturbed(out: dict, var: str, e_pos, e_near, cfg: LossConfig) -> torch.Ten
     reps = e_near.shape[0] // e_pos.shape[0]
     out[f"near_{var}"] = F.softplus(e_pos.repeat(reps) - e_near).mean()
     return cfg.perturbed * out[f"near_{var}"] + cfg.energy_reg * e_near.square().mean()
-
-
-def demo_split_nce(model: ConceptModel, batch: TaskBatch, temperature: float) -> torch.Tensor:
-    """InfoNCE between the encoder's guesses from the two halves of each task's demos, per
-    context, averaged over both directions and contexts (LossConfig.code_nce)."""
-    if model.encoder is None:
-        raise ValueError("code_nce needs the demo encoder (--inference.code-encoder true)")
-    k = batch.demo_x.shape[1]
-    if k < 2 or batch.demo_x.shape[0] < 2:
-        raise ValueError(
-            f"code_nce needs 2+ demos and 2+ tasks, got {list(batch.demo_x.shape[:2])}"
-        )
-    halves = [(batch.demo_x[:, s], batch.demo_att[:, s], batch.demo_valid[:, s])
-              for s in (slice(0, k // 2), slice(k // 2, k))]  # fmt: skip
-    first, second = (F.normalize(model.encoder(*h), dim=-1) for h in halves)  # [n_ctx, B, C]
-    logits = first @ second.transpose(1, 2) / temperature  # [n_ctx, B, B]
-    labels = torch.arange(logits.shape[1], device=logits.device).expand(logits.shape[0], -1)
-    return 0.5 * (
-        F.cross_entropy(logits.flatten(0, 1), labels.flatten())
-        + F.cross_entropy(logits.transpose(1, 2).flatten(0, 1), labels.flatten())
-    )
 
 
 def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[str, torch.Tensor]:
@@ -185,7 +161,4 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
 
     out["loss_x"], out["loss_a"] = loss_x, loss_a
     out["loss"] = loss_x + loss_a
-    if cfg.code_nce > 0:
-        out["code_nce"] = demo_split_nce(model, batch, cfg.code_nce_temperature)
-        out["loss"] = out["loss"] + cfg.code_nce * out["code_nce"]
     return out

@@ -156,14 +156,6 @@ class LossConfig:
     around the truth. 0, off: no clear gain with all families nor the region families
     (README)."""
     perturb_scale: float = 0.5
-    code_nce: float = 0.0
-    """Weight of an InfoNCE loss on the demo encoder's guesses: each task's demos split in
-    two halves, the guess from one half must pick the guess from the other half of the same
-    task among the batch's (cosine similarity / code_nce_temperature), per context. It asks
-    the encoder, with nothing but the demos, for a code that tells a task from every other
-    one; 0 off (needs the encoder)."""
-    code_nce_temperature: float = 0.1
-    """Temperature of the code_nce logits."""
     """Largest noise scale of the perturbed generation negatives (world units)."""
 
 

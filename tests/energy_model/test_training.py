@@ -10,7 +10,6 @@ from energy_model import evaluate as evaluate_cli
 from energy_model import train as train_cli
 from energy_model.algorithm import (
     _code_contrast,
-    demo_split_nce,
     flipped_attention,
     meta_loss,
     perturbed_outcomes,
@@ -297,29 +296,6 @@ def test_code_contrast_scores_the_truth_under_another_tasks_code():
     assert logged["e_other_x"].item() == 3.0
     (out["cc_x"] + out["cc_a"]).backward()
     assert model.encoder.out.weight.grad.abs().sum() > 0
-
-
-def test_demo_split_nce_teaches_the_encoder_to_tell_tasks_apart():
-    """The encoder's guesses from two halves of a task's demos must find each other among
-    the batch's: log B for the untrained encoder (all guesses zero), lowered by training
-    the encoder on it alone; a model without the encoder is refused."""
-    model, batch = fresh_model_and_batch()
-    assert "code_nce" not in meta_loss(model, batch, LossConfig())
-    out = meta_loss(model, batch, LossConfig(code_nce=1.0))
-    assert out["code_nce"].item() == pytest.approx(math.log(4), abs=1e-5)
-    # all-zero guesses are a saddle of the term alone (the meta-loss moves training off it)
-    torch.nn.init.normal_(model.encoder.out.weight, std=0.01)
-    opt = torch.optim.Adam(model.encoder.parameters(), 1e-2)
-    for _ in range(30):
-        loss = demo_split_nce(model, batch, temperature=0.1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert demo_split_nce(model, batch, temperature=0.1).item() < 0.5 * math.log(4)
-    torch.manual_seed(0)
-    plain = build_model(tiny_config(inference=InferenceConfig(code_encoder=False)))
-    with pytest.raises(ValueError, match="encoder"):
-        meta_loss(plain, batch, LossConfig(code_nce=1.0))
 
 
 def test_near_misses_change_only_what_the_samplers_move():
