@@ -20,6 +20,9 @@ the same energy at 0/1 gates:
               (LossConfig.unroll 2: truncated, not the default)
     code-scale default, each input feature of g scaled by the code (ModelConfig.code_scale,
               which the all-family default checkpoint trains with)
+    bf16      default, the loss computed under torch.autocast to bfloat16 (matrix products
+              in bfloat16: fast where the CPU has AMX or AVX512-BF16; inexact, and not
+              measured for learning, so no training switch)
 
     python bench/train_throughput.py [--batch-sizes 16 32] [--entities 6] [--steps 5]
                                      [--modes naive ... unroll-2] [--hidden 128 [64 ...]]
@@ -44,7 +47,9 @@ from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
 
-_NAIVE = {"rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "loss": {}}
+_NAIVE = {
+    "rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "loss": {}, "bf16": False
+}  # fmt: skip
 _DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True}
 MODES = {
     "naive": _NAIVE,
@@ -54,6 +59,7 @@ MODES = {
     "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
     "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
+    "bf16": {**_DEFAULT, "bf16": True},
 }
 
 
@@ -72,7 +78,8 @@ def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: 
     conn.send(b * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1]))  # events
     while (i := conn.recv()) is not None:
         t = time.perf_counter()
-        loss = meta_loss(model, batches[i], LossConfig(**how["loss"]))["loss"]
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=how["bf16"]):
+            loss = meta_loss(model, batches[i], LossConfig(**how["loss"]))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
