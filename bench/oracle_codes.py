@@ -8,8 +8,8 @@ the rest a fixed random unit vector per family and non-numeric parameter (a colo
 energy then learns the families that fail with inferred codes, code inference is what
 holds them back; if not, the energy and its training are.
 
-Generation only (identification's code stays inferred, so train with
-`--loss.contexts generation`):
+Only the generation code is the oracle's; identification's stays inferred (train with
+`--loss.contexts generation` to leave it out):
 
     python bench/oracle_codes.py --out runs/NAME --loss.contexts generation \
         --concepts region-point,region-hline,... [any energy_model.train flag]
@@ -55,7 +55,10 @@ def oracle_code(instance, code_dim: int) -> np.ndarray:
     family, role and non-numeric parameters."""
     nums = _numbers(instance.action_params)
     if len(nums) > NUMERIC_SLOTS or code_dim <= NUMERIC_SLOTS:
-        raise ValueError(f"{instance.family}: {len(nums)} numbers, code_dim {code_dim}")
+        raise ValueError(
+            f"{instance.family}: {len(nums)} numbers and a family vector do not fit a code of "
+            f"{code_dim} with {NUMERIC_SLOTS} number slots; raise --model.code-dim"
+        )
     words = [instance.family, instance.role] + [
         f"{k}={v}" for k, v in sorted(instance.action_params.items()) if isinstance(v, str)
     ]
