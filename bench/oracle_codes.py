@@ -21,6 +21,7 @@ The run folder is the trainer's (eval.json holds the held-out success with oracl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 
@@ -70,13 +71,19 @@ def oracle_code(instance, code_dim: int) -> np.ndarray:
     return code
 
 
+@functools.cache
+def _rotation(code_dim: int) -> np.ndarray:
+    """The fixed random rotation of the 'rotated' mode."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(code_dim, code_dim)))
+    return q
+
+
 def _oracle_codes(n_tasks: int, code_dim: int, mode: str, like: torch.Tensor) -> torch.Tensor:
     if len(_current) != n_tasks:
         raise RuntimeError(f"{len(_current)} instances for {n_tasks} tasks")
     codes = np.stack([oracle_code(i, code_dim) for i in _current])
     if mode == "rotated":
-        q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(code_dim, code_dim)))
-        codes = codes @ q
+        codes = codes @ _rotation(code_dim)
     return torch.as_tensor(codes, dtype=like.dtype, device=like.device)
 
 
@@ -86,9 +93,9 @@ def _patch(mode: str) -> None:
         original_initial = ConceptModel.initial_codes
 
         def initial_codes(self, n_tasks, context, offsets=None):
-            start = original_initial(self, n_tasks, context, None)
+            start = original_initial(self, n_tasks, context, offsets)
             if context != "generation":
-                return start if offsets is None else start + offsets[1]
+                return start
             return _oracle_codes(n_tasks, self.model_cfg.code_dim, mode, start)
 
         ConceptModel.initial_codes = initial_codes
