@@ -106,13 +106,22 @@ def measure(b: int, n: int, steps: int, threads: int, device: str, modes: list, 
         for i in range(steps + 1):
             for k in range(len(modes)):
                 j = (i + k) % len(modes)
-                conns[j].send(i)
-                sec = conns[j].recv()
+                try:
+                    conns[j].send(i)
+                    sec = conns[j].recv()
+                except (EOFError, BrokenPipeError):
+                    procs[j].join()
+                    raise SystemExit(
+                        f"error: the {modes[j]} process at batch {b} died (exit code "
+                        f"{procs[j].exitcode}; -9 is most often the out-of-memory killer): "
+                        "measure smaller --batch-sizes, or that mode alone"
+                    ) from None
                 if i:  # the first step warms up
                     times[modes[j]].append(sec)
     finally:
-        for conn in conns:
-            conn.send(None)
+        for conn, proc in zip(conns, procs, strict=True):
+            if proc.is_alive():
+                conn.send(None)
         for proc in procs:
             proc.join()
     rows = []
