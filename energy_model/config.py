@@ -63,10 +63,6 @@ class SamplerConfig:
     """Divide each step's gradient by its RMS over the coordinates that move (all of a row's
     features, or those the chain's mask marks), so a step's length is the learned step size
     whatever the energy's slope."""
-    norm_floor: float = 0.0
-    """With normalize: divide by sqrt(RMS^2 + norm_floor^2) instead, so steps keep the
-    learned length where the gradient is steep and shrink with it near a minimum (plain
-    gradient steps of step_size / norm_floor there)."""
     clip: float | None = None
     """Clamp the size of every update to this (per coordinate); None for no clamp."""
 

@@ -59,7 +59,7 @@ class Langevin(nn.Module):
             energy = energy_fn(v)  # [B]
             (grad,) = torch.autograd.grad(energy.sum(), v, create_graph=keep)
             if cfg.normalize:
-                grad = _normalized(grad, mask, cfg.norm_floor)
+                grad = _normalized(grad, mask)
             step = self.log_step[min(k, cfg.steps - 1)].exp()
             update = -step * grad
             if cfg.clip is not None:
@@ -84,9 +84,9 @@ class Langevin(nn.Module):
         return v
 
 
-def _normalized(grad: torch.Tensor, mask: torch.Tensor | None, floor: float) -> torch.Tensor:
-    """grad / sqrt(RMS^2 + floor^2), the RMS per batch row over the coordinates that move
-    (mask 1; every coordinate without a mask)."""
+def _normalized(grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """grad over its RMS per batch row, taken over the coordinates that move (mask 1; every
+    coordinate without a mask)."""
     dims = tuple(range(1, grad.dim()))
     if mask is None:
         mean_sq = grad.square().mean(dim=dims, keepdim=True)
@@ -94,4 +94,4 @@ def _normalized(grad: torch.Tensor, mask: torch.Tensor | None, floor: float) -> 
         grad = grad * mask
         count = mask.expand_as(grad).sum(dim=dims, keepdim=True).clamp(min=1.0)
         mean_sq = grad.square().sum(dim=dims, keepdim=True) / count
-    return grad / (mean_sq + floor**2).sqrt().clamp(min=1e-8)
+    return grad / mean_sq.sqrt().clamp(min=1e-8)
