@@ -75,6 +75,23 @@ def flipped_attention(att, valid) -> torch.Tensor:
     return att + flip * (1 - 2 * att)
 
 
+def transplanted_outcomes(query_x, query_att) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries [B, Kq, T+1, N, D] -> ([B*Kq, T+1, N, D], ok [B*Kq]): each query's trajectory
+    with what generation moves of its k-th attended entity taken from the k-th attended
+    entity of the task's next query; ok where the two attend as many entities (Kq > 1)."""
+    b, kq, _, n, _ = query_x.shape
+    src_x, src_att = _flat(query_x.roll(1, 1)), _flat(query_att.roll(1, 1))
+    traj, att = _flat(query_x), _flat(query_att)
+    order = torch.arange(n, device=att.device)
+    src_sorted = torch.argsort((src_att <= 0.5) * n + order, dim=1)  # attended first, in order
+    rank = (torch.cumsum(att > 0.5, dim=1) - 1).clamp(min=0)
+    src_index = src_sorted.gather(1, rank)  # [B*Kq, N]
+    moved = src_x.gather(2, src_index[:, None, :, None].expand_as(src_x))
+    x = torch.where(generation_mask(traj, att) > 0, moved, traj)
+    ok = ((att > 0.5).sum(1) == (src_att > 0.5).sum(1)) & (kq > 1)
+    return x, ok
+
+
 def _perturbed(out: dict, var: str, e_pos, e_near, cfg: LossConfig) -> torch.Tensor:
     """The weighted near-miss term, logged as near_<var>, with the energy^2 regulariser on
     the near misses' energies (as on every negative)."""
@@ -124,6 +141,13 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
                 near, att.repeat(2, 1), wq.repeat(2, 1), valid.repeat(2, 1)
             )
             loss_x = loss_x + _perturbed(out, "x", e_pos, e_near, cfg)
+        if cfg.transplant > 0:
+            x_t, ok = transplanted_outcomes(batch.query_x, batch.query_att)
+            e_t = model.generation_energy(x_t, att, wq, valid)
+            okf = ok.to(e_t.dtype)
+            out["tp_x"] = (F.softplus(e_pos - e_t) * okf).sum() / okf.sum().clamp(min=1.0)
+            reg = (e_t.square() * okf).sum() / okf.sum().clamp(min=1.0)
+            loss_x = loss_x + cfg.transplant * out["tp_x"] + cfg.energy_reg * reg
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
             out["target_x"] = sq.flatten(1).sum(1).mean()

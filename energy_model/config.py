@@ -159,6 +159,12 @@ class LossConfig:
     (README)."""
     perturb_scale: float = 0.5
     """Largest noise scale of the perturbed generation negatives (world units)."""
+    transplant: float = 0.0
+    """Weight of softplus(E(truth) - E(transplant)) on each generation query, the transplant
+    its scene with what generation moves of the attended entities taken from another query
+    of the same task: wrong where the concept depends on the scene (north of this scene's
+    cross), as right as the truth where it does not (a place, a color, a shape anywhere),
+    so in expectation it teaches only the scene-dependent part; 0 off."""
 
 
 @dataclass

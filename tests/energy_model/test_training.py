@@ -14,12 +14,15 @@ from energy_model.algorithm import (
     meta_loss,
     perturbed_outcomes,
     scheduled,
+    transplanted_outcomes,
 )
 from energy_model.checkpoint import load_model
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
 from energy_model.data import TaskStream
 from energy_model.evaluation import evaluate_unit
+from energy_model.model import generation_mask
 from energy_model.train import build_model, train
+from particle_world import entities as E
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -302,7 +305,7 @@ def test_near_misses_change_only_what_the_samplers_move():
     """Generation's near misses: the noisy outcome differs from the truth only where
     generation may move (attended entities' changeable features at t >= 1) and stays in the
     world; then the start held still. Identification's: exactly one valid entry flipped."""
-    from energy_model.model import feature_bounds, generation_mask, generation_start
+    from energy_model.model import feature_bounds, generation_start
 
     torch.manual_seed(0)
     batch = TaskStream([("north", "action")], 6, seed=3, n_entities=(3, 5)).batch(0)
@@ -377,3 +380,33 @@ def test_training_tasks_carry_the_configured_number_of_queries(tmp_path, monkeyp
     assert seen == [(5, 2), (5, 2)]
     assert train_cli.main(["--out", str(tmp_path / "bad"), "--queries", "0", "--steps", "1"]) == 1
     assert "queries must be >= 1" in capsys.readouterr().err
+
+
+def test_transplants_take_what_moves_from_the_tasks_next_query():
+    """Each query keeps its scene and start; its attended entities end where the next
+    query's attended entities (in index order) end; counts that differ are flagged."""
+    batch = TaskStream([("square", "action"), ("north", "action")], 4, 1, n_queries=3).batch(0)
+    x, ok = transplanted_outcomes(batch.query_x, batch.query_att)
+    traj, att, _ = flat_queries(batch)
+    src_x, src_att = (
+        batch.query_x.roll(1, 1).flatten(0, 1),
+        batch.query_att.roll(1, 1).flatten(0, 1),
+    )
+    assert ok.all()  # one instance per task: every query attends as many entities
+    keep = 1 - generation_mask(traj, att)
+    assert torch.equal(x * keep, traj * keep)  # the scene, the start, what does not move
+    changeable = torch.as_tensor(E.changeable_mask()) > 0
+    for q in range(x.shape[0]):
+        mine, theirs = att[q].nonzero().flatten(), src_att[q].nonzero().flatten()
+        assert torch.equal(x[q, 1:, mine][..., changeable], src_x[q, 1:, theirs][..., changeable])
+    one = transplanted_outcomes(batch.query_x[:, :1], batch.query_att[:, :1])[1]
+    assert not one.any()  # a task of one query has no other to take from
+
+
+def test_transplant_term_is_logged_and_trains_the_energy():
+    model, batch = fresh_model_and_batch()
+    assert "tp_x" not in meta_loss(model, batch, LossConfig())
+    out = meta_loss(model, batch, LossConfig(transplant=1.0))
+    assert 0.3 < out["tp_x"].item() < 1.2  # about log 2 while untrained
+    out["tp_x"].backward()
+    assert model.net.g_i.weight.grad.abs().sum() > 0
