@@ -14,6 +14,9 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + perturbed * softplus(E(truth) - E(near miss))         (optional: near misses without a
                                                         chain: noisy outcome and x^0; one
                                                         attention entry flipped)
++ transplant * softplus(E(truth) - E(transplant))       (optional: the outcome of another
+                                                        query of the task moved into this
+                                                        query's scene; generation only)
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def transplanted_outcomes(query_x, query_att) -> tuple[torch.Tensor, torch.Tenso
     """Queries [B, Kq, T+1, N, D] -> ([B*Kq, T+1, N, D], ok [B*Kq]): each query's trajectory
     with what generation moves of its k-th attended entity taken from the k-th attended
     entity of the task's next query; ok where the two attend as many entities (Kq > 1)."""
-    b, kq, _, n, _ = query_x.shape
+    kq, n = query_x.shape[1], query_x.shape[3]
     src_x, src_att = _flat(query_x.roll(1, 1)), _flat(query_att.roll(1, 1))
     traj, att = _flat(query_x), _flat(query_att)
     order = torch.arange(n, device=att.device)
