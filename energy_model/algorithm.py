@@ -147,9 +147,9 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.transplant > 0:
             x_t, ok = transplanted_outcomes(batch.query_x, batch.query_att)
             e_t = model.generation_energy(x_t, att, wq, valid)
-            okf = ok.to(e_t.dtype)
-            out["tp_x"] = (F.softplus(e_pos - e_t) * okf).sum() / okf.sum().clamp(min=1.0)
-            reg = (e_t.square() * okf).sum() / okf.sum().clamp(min=1.0)
+            weight = ok.to(e_t.dtype) / ok.sum().clamp(min=1)  # a mean over the usable queries
+            out["tp_x"] = (F.softplus(e_pos - e_t) * weight).sum()
+            reg = (e_t.square() * weight).sum()
             loss_x = loss_x + cfg.transplant * out["tp_x"] + cfg.energy_reg * reg
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
