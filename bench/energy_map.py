@@ -9,15 +9,16 @@ east, west, between), on held-out queries of a checkpoint:
   moves by delta, so the argmin's shift projected on delta, over |delta|^2, is about 1 for
   an energy that places the entity relative to the reference and 0 for one that sends it
   to a place (the median over queries);
-- the success rate of the chain as trained, and of the grid argmin itself: whether the
-  energy's minimum is where the concept holds, whatever the chain does.
+- the success rate of the chain as trained (--generation-restarts: of that many chains, the
+  lowest-energy one), and of the grid argmin itself: whether the energy's minimum is where
+  the concept holds, whatever the chain does.
 --png draws the maps of the first 20 queries: the energy (dark low), the entities (the
 references as crosses, the attended one red), the chain's path and the demonstrated
 outcome (star).
 
     python bench/energy_map.py --checkpoint CKPT [--concepts north south east west between]
                                [--tasks 20] [--seed 1] [--shift 0.3] [--grid 41]
-                               [--png FILE] [--json FILE]
+                               [--generation-restarts R] [--png FILE] [--json FILE]
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _shifted_refs(x: torch.Tensor, refs: np.ndarray, rng, length: float):
     return None, None
 
 
-def energy_map(model, family: str, n_tasks: int, seed: int, shift: float, grid: int):
+def energy_map(model, family: str, n_tasks: int, seed: int, shift: float, grid: int, restarts=None):
     """Per-family figures and the data of the maps (module docstring)."""
     action = get_family(family).action
     if action is None or tuple(action.counts) != (1,):
@@ -94,7 +95,7 @@ def energy_map(model, family: str, n_tasks: int, seed: int, shift: float, grid: 
                                    contexts="generation")  # fmt: skip
         wq = w_x.repeat_interleave(kq, 0)
         path: list[torch.Tensor] = []
-        out = model.generate(traj, att, wq, valid, record=path)
+        out = model.generate(traj, att, wq, valid, record=path, restarts=restarts)
     points, rng = _grid(grid), np.random.default_rng(seed)
     follows, chain_ok, argmin_ok, maps = [], [], [], []
     for q in range(traj.shape[0]):
@@ -163,6 +164,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
     p.add_argument("--shift", type=float, default=0.3, help="how far the references move")
     p.add_argument("--grid", type=int, default=41, help="grid points along each axis")
+    p.add_argument(
+        "--generation-restarts", type=int,
+        help="chains per query, the lowest-energy one kept (default: the checkpoint's)",
+    )  # fmt: skip
     p.add_argument("--png", type=Path, help="draw the first concept's maps here")
     p.add_argument("--json", type=Path, help="write the table here too")
     args = p.parse_args(argv)
@@ -173,8 +178,9 @@ def main(argv=None) -> int:
         rows = {}
         for k, family in enumerate(args.concepts):
             rows[family], maps = energy_map(
-                model, family, args.tasks, args.seed, args.shift, args.grid
-            )
+                model, family, args.tasks, args.seed, args.shift, args.grid,
+                args.generation_restarts,
+            )  # fmt: skip
             if k == 0 and args.png:
                 draw(maps, f"{family}: {args.checkpoint}", args.png)
     except (CheckpointError, ValueError, KeyError) as err:
@@ -187,7 +193,9 @@ def main(argv=None) -> int:
               f" {follows:>8s}")  # fmt: skip
     if args.json:
         meta = {"checkpoint": str(args.checkpoint), "tasks": args.tasks, "seed": args.seed,
-                "shift": args.shift, "grid": args.grid}  # fmt: skip
+                "shift": args.shift, "grid": args.grid,
+                "generation_restarts": args.generation_restarts
+                or model.inference_cfg.generation_restarts}  # fmt: skip
         args.json.write_text(json.dumps(meta | {"concepts": rows}, indent=2) + "\n")
     return 0
 

@@ -95,9 +95,13 @@ class InferenceConfig:
     restarts: int = 8
     """Test-time identification runs this many chains per scene from independent random
     starts and keeps the one that ends at the lowest energy (training runs one)."""
+    generation_restarts: int = 1
+    """Test-time generation runs this many chains per query, the first from x^0 as in
+    training, the others from what generation moves drawn uniformly in the world, and keeps
+    the one that ends at the lowest energy (training runs one, from x^0)."""
 
 
-TEST_TIME_ONLY = ("restarts",)
+TEST_TIME_ONLY = ("restarts", "generation_restarts")
 """InferenceConfig fields that change no training: a fine-tune (--init) may set them anew."""
 
 

@@ -76,9 +76,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def _with_restarts(model, restarts: int | None):
+def _with_restarts(model, restarts: int | None, generation_restarts: int | None = None):
+    """The model with its test-time restarts (identification's, generation's) overridden
+    where given."""
     if restarts:
         model.inference_cfg.restarts = restarts
+    if generation_restarts:
+        model.inference_cfg.generation_restarts = generation_restarts
     return model
 
 
@@ -98,6 +102,7 @@ def transfer_table(
     threads: int,
     pair_gate: str | None = None,
     restarts: int | None = None,
+    generation_restarts: int | None = None,
 ) -> dict:
     """Train region-point on each context, evaluate both contexts on held-out region-point
     tasks (the paper's table): generation error of the move, attention error of the color
@@ -116,7 +121,8 @@ def transfer_table(
             cfg.loss.contexts = contexts
             name = f"transfer-{contexts}" + (f"-{pair_gate}" if pair_gate else "")
             model, _ = train_or_reuse(cfg, Path("runs") / name)
-        rows[contexts] = transfer_row(_with_restarts(model, restarts), tasks, seed + 1)
+        model = _with_restarts(model, restarts, generation_restarts)
+        rows[contexts] = transfer_row(model, tasks, seed + 1)
     return rows
 
 
@@ -165,6 +171,12 @@ def main(argv=None) -> int:
         help="identification chains per scene, the lowest-energy one kept (default: the "
         "checkpoint's inference.restarts; 1 reproduces tables measured before restarts)",
     )  # fmt: skip
+    p.add_argument(
+        "--generation-restarts", type=_positive,
+        help="generation chains per query, one from x^0 and the others from uniform "
+        "positions and colors, the lowest-energy one kept (default: the checkpoint's "
+        "inference.generation_restarts)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -172,7 +184,9 @@ def main(argv=None) -> int:
     try:
         if args.transfer_table:
             if args.checkpoint:
-                model = _with_restarts(load_model(args.checkpoint), args.restarts)
+                model = _with_restarts(
+                    load_model(args.checkpoint), args.restarts, args.generation_restarts
+                )
                 rows = {str(args.checkpoint): transfer_row(model, args.tasks, args.seed + 1)}
             else:
                 rows = transfer_table(
@@ -182,6 +196,7 @@ def main(argv=None) -> int:
                     args.threads,
                     args.pair_gate,
                     args.restarts,
+                    args.generation_restarts,
                 )
             print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
             for name, r in rows.items():
@@ -198,7 +213,10 @@ def main(argv=None) -> int:
             models = {"trained": load_model(args.checkpoint)}
             if not args.no_baseline:
                 models = {"untrained": untrained_like(args.checkpoint), **models}
-            models = {k: _with_restarts(m, args.restarts) for k, m in models.items()}
+            models = {
+                k: _with_restarts(m, args.restarts, args.generation_restarts)
+                for k, m in models.items()
+            }
             results = {}
             with tqdm(total=n_units * len(models), ncols=100, desc="evaluating") as bar:
                 for name, model in models.items():
@@ -207,9 +225,11 @@ def main(argv=None) -> int:
                         tuple(args.entities), progress=bar,
                     )  # fmt: skip
             print(table(results))
+            inference = models["trained"].inference_cfg
             out = {**results["trained"], "baselines": {k: v for k, v in results.items()
                                                        if k != "trained"},
-                   "restarts": models["trained"].inference_cfg.restarts}  # fmt: skip
+                   "restarts": inference.restarts,
+                   "generation_restarts": inference.generation_restarts}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

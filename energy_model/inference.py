@@ -48,15 +48,18 @@ def _expand(w: torch.Tensor, b: int) -> torch.Tensor:
     return w.expand(b, -1) if w.shape[0] == 1 else w
 
 
-def generate(model, x, attention, w_x, valid, steps=None, record=None) -> torch.Tensor:
+def generate(
+    model, x, attention, w_x, valid, steps=None, record=None, restarts=None
+) -> torch.Tensor:
     """Trajectory [B, T+1, N, D]: x's attended entities moved to minimise the energy.
 
-    x gives the start state x^0 (and, for trajectories, the other entities' motion)."""
+    x gives the start state x^0 (and, for trajectories, the other entities' motion);
+    restarts: chains per query, the lowest-energy one kept (default: the model's config)."""
     x, att = as_tensor(model, x), as_tensor(model, attention)
     with torch.enable_grad():
         out = model.generate(
             x, att, _expand(w_x, x.shape[0]), as_tensor(model, valid, torch.bool), steps=steps,
-            record=record,
+            record=record, restarts=restarts,
         )  # fmt: skip
     return out.detach()
 

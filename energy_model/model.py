@@ -135,21 +135,39 @@ class ConceptModel(nn.Module):
 
     def generate(
         self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None,
-        graph_steps=None,
+        graph_steps=None, restarts=None,
     ):  # fmt: skip
         """x~: the trajectory [B, T+1, N, D] after Langevin from the generation start
-        (graph_steps: Langevin's)."""
-        start = generation_start(traj, attention)
-        return self.sample_x(
-            lambda x: self.generation_energy(x, attention, w_x, valid),
-            start,
-            generation_mask(traj, attention),
-            create_graph,
-            steps,
-            bounds=feature_bounds(traj.device, traj.dtype),
-            record=record,
-            graph_steps=graph_steps,
-        )
+        (graph_steps: Langevin's). Of `restarts` chains per query (default
+        inference_cfg.generation_restarts), the first starts at x^0 (as in training), the
+        others with what generation moves drawn uniformly within the feature bounds; the one
+        that ends at the lowest energy is kept, eq. 3's argmin over x approached from
+        several starts. With record, each recorded step keeps its own lowest-energy chain."""
+        r = self.inference_cfg.generation_restarts if restarts is None else restarts
+        _check_restarts(r, create_graph)
+        b = traj.shape[0]
+        lo, hi = feature_bounds(traj.device, traj.dtype)
+        start = generation_start(traj, attention).repeat(r, 1, 1, 1)
+        mask = generation_mask(traj, attention).repeat(r, 1, 1, 1)
+        if r > 1:
+            uniform = lo.nan_to_num() + (hi - lo).nan_to_num() * torch.rand_like(start)
+            anew = (mask > 0) & (torch.arange(r * b, device=traj.device) >= b)[:, None, None, None]
+            start = torch.where(anew, uniform, start)
+        att, w, val = attention.repeat(r, 1), w_x.repeat(r, 1), valid.repeat(r, 1)
+
+        def energy(x):
+            return self.generation_energy(x, att, w, val)
+
+        chains: list[torch.Tensor] | None = None if record is None or r == 1 else []
+        out = self.sample_x(
+            energy, start, mask, create_graph, steps, bounds=(lo, hi),
+            record=record if r == 1 else chains, graph_steps=graph_steps,
+        )  # fmt: skip
+        if r == 1:
+            return out
+        if record is not None:
+            record.extend(_lowest(state, energy, r) for state in chains)
+        return _lowest(out, energy, r)
 
     def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None, restarts=None):
         """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3): of `restarts`
@@ -157,28 +175,22 @@ class ConceptModel(nn.Module):
         energy, eq. 3's argmin over a approached from several starts. With record, each
         recorded step keeps its own lowest-energy chain."""
         r = self.inference_cfg.restarts if restarts is None else restarts
-        if r < 1:
-            raise ValueError(f"restarts must be a positive integer, got {r}")
+        _check_restarts(r, create_graph)
         if r == 1:
             energy_of_gate = self.identification_energy_fn(x0, w_a, valid)
             return self.sample_attention(energy_of_gate, valid, create_graph, steps, record)
-        if create_graph:
-            raise ValueError("restarts > 1 pick a chain by its energy: a test-time choice only")
-        b = x0.shape[0]
         energy_of_gate = self.identification_energy_fn(
             x0.repeat(r, 1, 1), w_a.repeat(r, 1), valid.repeat(r, 1)
         )
 
-        def lowest(logits):  # [r*B, N] -> [B, N]
-            with torch.no_grad():
-                energy = energy_of_gate(torch.sigmoid(logits)).view(r, b)
-            return logits.view(r, b, -1)[energy.argmin(0), torch.arange(b, device=x0.device)]
+        def energy(logits):
+            return energy_of_gate(torch.sigmoid(logits))
 
         chains: list[torch.Tensor] | None = None if record is None else []
         logits = self.sample_attention(energy_of_gate, valid.repeat(r, 1), False, steps, chains)
         if record is not None:
-            record.extend(lowest(state) for state in chains)
-        return lowest(logits)
+            record.extend(_lowest(state, energy, r) for state in chains)
+        return _lowest(logits, energy, r)
 
     def sample_attention(
         self, energy_of_gate, valid, create_graph=False, steps=None, record=None,
@@ -197,3 +209,19 @@ class ConceptModel(nn.Module):
             record=record,
             graph_steps=graph_steps,
         )
+
+
+def _check_restarts(r: int, create_graph: bool) -> None:
+    if not isinstance(r, int) or r < 1:
+        raise ValueError(f"restarts must be a positive integer, got {r!r}")
+    if r > 1 and create_graph:
+        raise ValueError("restarts > 1 pick a chain by its energy: a test-time choice only")
+
+
+def _lowest(states: torch.Tensor, energy, r: int) -> torch.Tensor:
+    """states [r*B, ...] of r chains per row (chain-major) -> [B, ...]: each row's chain
+    whose state has the lowest energy(states) [r*B]."""
+    b = states.shape[0] // r
+    with torch.no_grad():
+        e = energy(states).view(r, b)
+    return states.view(r, b, *states.shape[1:])[e.argmin(0), torch.arange(b, device=e.device)]

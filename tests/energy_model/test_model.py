@@ -294,6 +294,34 @@ def test_identification_restarts_keep_each_scenes_lowest_energy_chain(batch):
         model.identify(x0, w, valid, restarts=0)
 
 
+def test_generation_restarts_keep_each_querys_lowest_energy_chain(batch):
+    """The first chain starts at x^0 as in training, the others anywhere in the world (what
+    generation moves only); each query keeps the chain that ends lowest."""
+    model = small_model()
+    traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
+                                                   batch.query_valid))  # fmt: skip
+    w = torch.randn(len(traj), 8)
+    r = 5
+    record: list[torch.Tensor] = []
+    torch.manual_seed(3)
+    picked = model.generate(traj, att, w, valid, restarts=r, record=record)
+    from_x0 = model.generate(traj, att, w, valid, restarts=1).detach()
+    e_picked = model.generation_energy(picked, att, w, valid).detach()
+    assert (e_picked <= model.generation_energy(from_x0, att, w, valid).detach() + 1e-6).all()
+    assert not torch.equal(picked, from_x0)  # some query found a lower end from elsewhere
+    unattended = att < 0.5
+    assert torch.equal(picked[:, 1][unattended], traj[:, 1][unattended])
+    assert torch.equal(picked[:, 0], traj[:, 0]) and torch.equal(picked[..., 5:], traj[..., 5:])
+    assert picked[..., :2].abs().max() <= 1.0  # starts and chains stay in the world
+    assert len(record) == model.inference_cfg.x.steps and torch.equal(record[-1], picked)
+    torch.manual_seed(3)
+    assert torch.equal(model.generate(traj, att, w, valid, restarts=r), picked)  # seeded
+    with pytest.raises(ValueError, match="test-time"):
+        model.generate(traj, att, w, valid, create_graph=True, restarts=r)
+    with pytest.raises(ValueError, match="positive"):
+        model.generate(traj, att, w, valid, restarts=0)
+
+
 def test_public_api_runs_one_task_from_numpy_demos():
     """energy_model's few-shot API: codes from a task's demos, then generation and
     identification on its queries, numpy in, detached tensors out."""

@@ -194,11 +194,12 @@ def test_transfer_table_row_of_a_given_checkpoint(trained, tmp_path):
     assert evaluate_cli.main([*argv, "--json", str(path)]) == 0
     (row,) = json.loads(path.read_text())["transfer_table"].values()
     assert row == evaluate_cli.transfer_row(model, 2, seed=2)  # held-out seed: --seed + 1
-    assert evaluate_cli.main([*argv, "--restarts", "1", "--json", str(path)]) == 0
+    restarts = ["--restarts", "1", "--generation-restarts", "3"]
+    assert evaluate_cli.main([*argv, *restarts, "--json", str(path)]) == 0
     (row,) = json.loads(path.read_text())["transfer_table"].values()
-    one_chain = load_model(out / "final.pt")
-    one_chain.inference_cfg.restarts = 1
-    assert row == evaluate_cli.transfer_row(one_chain, 2, seed=2)
+    other = load_model(out / "final.pt")
+    other.inference_cfg.restarts, other.inference_cfg.generation_restarts = 1, 3
+    assert row == evaluate_cli.transfer_row(other, 2, seed=2)
 
 
 def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp_path):
@@ -215,8 +216,10 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
         results.append(json.loads(path.read_text())["concepts"]["quantity-1"])
     assert results[0] == results[1]
     assert 0.0 <= results[2]["success_rate"] <= 1.0
-    assert json.loads(path.read_text())["restarts"] == InferenceConfig().restarts
-    for bad in (["--steps", "0"], ["--restarts", "0"]):
+    written = json.loads(path.read_text())
+    assert written["restarts"] == InferenceConfig().restarts
+    assert written["generation_restarts"] == InferenceConfig().generation_restarts
+    for bad in (["--steps", "0"], ["--restarts", "0"], ["--generation-restarts", "0"]):
         with pytest.raises(SystemExit):
             evaluate_cli.main([*base, *bad])
 
