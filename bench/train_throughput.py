@@ -16,6 +16,11 @@ the same energy at 0/1 gates:
               different energy between 0 and 1, not the default)
     no-kl-a   default, without identification's L_KL term, so its chain runs without a
               graph (LossConfig.kl_identification false: another loss, not the default)
+    no-kl-x   default, without generation's L_KL term (its chain runs without a graph) and
+              with the perturbed near misses (LossConfig.kl_generation false, perturbed 1,
+              perturb_scale 2: another loss, not the default)
+    no-kl     default, without either L_KL term and with the perturbed near misses
+              (LossConfig.kl false, perturbed 1, perturb_scale 2: another loss)
     unroll-2  default, the query chains differentiated through their last 2 steps only
               (LossConfig.unroll 2: truncated, not the default)
     code-scale default, each input feature of g scaled by the code (ModelConfig.code_scale,
@@ -51,12 +56,15 @@ _NAIVE = {
     "rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "loss": {}, "bf16": False
 }  # fmt: skip
 _DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True}
+_NEAR_MISSES = {"perturbed": 1.0, "perturb_scale": 2.0}
 MODES = {
     "naive": _NAIVE,
     "sparse": {**_NAIVE, "rows": "sparse"},
     "default": _DEFAULT,
     "expected": {**_DEFAULT, "model": {"fractional_gate": "expected"}},
     "no-kl-a": {**_DEFAULT, "loss": {"kl_identification": False}},
+    "no-kl-x": {**_DEFAULT, "loss": {"kl_generation": False, **_NEAR_MISSES}},
+    "no-kl": {**_DEFAULT, "loss": {"kl": False, **_NEAR_MISSES}},
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
     "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
     "bf16": {**_DEFAULT, "bf16": True},

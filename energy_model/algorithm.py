@@ -118,21 +118,22 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
     frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
-    through_chains = cfg.kl or cfg.target > 0
+    kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())
 
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
+        through = kl_x or cfg.target > 0
         x_tilde = model.generate(
-            traj, att, wq, valid, create_graph=through_chains, graph_steps=cfg.unroll or None
+            traj, att, wq, valid, create_graph=through, graph_steps=cfg.unroll or None
         )
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_x"], out["e_neg_x"] = e_pos.mean(), e_neg.mean()
         loss_x = loss_x + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
-        if cfg.kl:
+        if kl_x:
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
             loss_x = loss_x + out["kl_x"]
         if cfg.code_contrast > 0:
@@ -160,7 +161,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
         energy_of_gate = model.identification_energy_fn(x0, wq, valid)
-        kl_a = cfg.kl and cfg.kl_identification
         a_tilde = model.sample_attention(
             energy_of_gate, valid, kl_a or cfg.target > 0, graph_steps=cfg.unroll or None
         )

@@ -258,16 +258,19 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     assert model.code_init.grad.abs().sum(1).gt(0).all()  # both contexts' starts
 
 
-def test_identification_kl_can_be_left_out_and_its_chain_undifferentiated():
-    """kl_identification False: no kl_a, and no gradient reaches identification's step
-    sizes (its chain ran without a graph) while generation's still get theirs."""
+@pytest.mark.parametrize("context", ["identification", "generation"])
+def test_one_contexts_kl_can_be_left_out_and_its_chain_undifferentiated(context):
+    """kl_<context> False: no kl term of that context, and no gradient reaches its chain's
+    step sizes (the chain ran without a graph) while the other context's still get theirs."""
+    var, other = ("a", "x") if context == "identification" else ("x", "a")
     grads = {}
     for on in (True, False):
         model, batch = fresh_model_and_batch()
-        out = meta_loss(model, batch, LossConfig(kl_identification=on))
-        assert ("kl_a" in out) == on and "kl_x" in out
+        out = meta_loss(model, batch, LossConfig(**{f"kl_{context}": on}))
+        assert (f"kl_{var}" in out) == on and f"kl_{other}" in out
         out["loss"].backward()
-        grads[on] = model.sample_a.log_step.grad, model.sample_x.log_step.grad
+        grads[on] = (getattr(model, f"sample_{var}").log_step.grad,
+                     getattr(model, f"sample_{other}").log_step.grad)  # fmt: skip
     assert grads[True][0].abs().sum() > 0 and grads[False][0] is None
     assert grads[False][1].abs().sum() > 0
 
