@@ -305,7 +305,7 @@ def test_generation_restarts_keep_each_querys_lowest_energy_chain(batch):
     record: list[torch.Tensor] = []
     torch.manual_seed(3)
     picked = model.generate(traj, att, w, valid, restarts=r, record=record)
-    from_x0 = model.generate(traj, att, w, valid, restarts=1).detach()
+    from_x0 = model.generate(traj, att, w, valid, restarts=1).detach()  # noiseless: chain 0
     e_picked = model.generation_energy(picked, att, w, valid).detach()
     assert (e_picked <= model.generation_energy(from_x0, att, w, valid).detach() + 1e-6).all()
     assert not torch.equal(picked, from_x0)  # some query found a lower end from elsewhere
