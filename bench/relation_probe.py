@@ -30,7 +30,7 @@ from energy_model.algorithm import transplanted_outcomes
 from energy_model.config import InferenceConfig, ModelConfig
 from energy_model.data import TaskStream, collate
 from energy_model.evaluation import held_out_tasks
-from energy_model.model import ConceptModel, feature_bounds, generation_mask
+from energy_model.model import ConceptModel, generation_mask, uniform_features
 
 NEGATIVES = ("transplant", "uniform")
 
@@ -40,10 +40,7 @@ def negatives(kind: str, query_x, query_att, gen: torch.Generator):
     traj, att = query_x.flatten(0, 1), query_att.flatten(0, 1)
     if kind == "transplant":
         return transplanted_outcomes(query_x, query_att)
-    lo, hi = feature_bounds(traj.device, traj.dtype)
-    noise = torch.rand(traj.shape, generator=gen, dtype=traj.dtype)
-    uniform = lo.nan_to_num() + (hi - lo).nan_to_num() * noise
-    moved = torch.where(generation_mask(traj, att) > 0, uniform, traj)
+    moved = uniform_features(traj, generation_mask(traj, att), gen)
     return moved, torch.ones(len(traj), dtype=torch.bool)
 
 

@@ -34,6 +34,14 @@ def feature_bounds(device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, hi
 
 
+def uniform_features(traj: torch.Tensor, mask: torch.Tensor, generator=None) -> torch.Tensor:
+    """traj with the features where mask > 0 drawn uniformly within feature_bounds (features
+    bounded on one side only, none of the layout's, would draw 0)."""
+    lo, hi = feature_bounds(traj.device, traj.dtype)
+    noise = torch.rand(traj.shape, generator=generator, device=traj.device, dtype=traj.dtype)
+    return torch.where(mask > 0, lo.nan_to_num() + (hi - lo).nan_to_num() * noise, traj)
+
+
 def scored_states(traj: torch.Tensor) -> torch.Tensor:
     """The states the generation energy scores: x^1 for T = 1, else the whole trajectory."""
     return traj[:, 1:] if traj.shape[1] == 2 else traj
@@ -150,9 +158,8 @@ class ConceptModel(nn.Module):
         start = generation_start(traj, attention).repeat(r, 1, 1, 1)
         mask = generation_mask(traj, attention).repeat(r, 1, 1, 1)
         if r > 1:
-            uniform = lo.nan_to_num() + (hi - lo).nan_to_num() * torch.rand_like(start)
-            anew = (mask > 0) & (torch.arange(r * b, device=traj.device) >= b)[:, None, None, None]
-            start = torch.where(anew, uniform, start)
+            restarted = (torch.arange(r * b, device=traj.device) >= b)[:, None, None, None]
+            start = uniform_features(start, mask * restarted)
         att, w, val = attention.repeat(r, 1), w_x.repeat(r, 1), valid.repeat(r, 1)
 
         def energy(x):
