@@ -153,29 +153,39 @@ def resolve_robot(name: str, ee_site: str | None = None) -> RobotSpec:
     return RobotSpec(name=Path(name).stem, xml=Path(name), ee_site=ee_site)
 
 
-def motor_actuators(model: mujoco.MjModel) -> np.ndarray:
-    """Boolean [nu]: actuators that apply a plain torque (or force) to one joint."""
+def _plain_motors(model: mujoco.MjModel) -> np.ndarray:
+    """Boolean [nu]: actuators whose force is the control times a fixed gain (no dynamics,
+    no bias): a motor, through whatever transmission."""
     return (
-        (model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
-        & (model.actuator_dyntype == mujoco.mjtDyn.mjDYN_NONE)
+        (model.actuator_dyntype == mujoco.mjtDyn.mjDYN_NONE)
         & (model.actuator_gaintype == mujoco.mjtGain.mjGAIN_FIXED)
         & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_NONE)
     )
 
 
+def motor_actuators(model: mujoco.MjModel) -> np.ndarray:
+    """Boolean [nu]: actuators that apply a plain torque (or force) to one joint."""
+    return _plain_motors(model) & (model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+
+
 def check_robot(spec: RobotSpec, model: mujoco.MjModel) -> None:
-    """Refuse a compiled robot whose actuators are not bounded joint-torque motors."""
-    motors = motor_actuators(model)
-    if model.nu == 0 or not motors.any():
+    """Refuse a compiled robot whose actuators are not bounded motors, at least one on a
+    joint. Motors on tendons (a gripper's) are planned like the rest; inverse kinematics
+    moves the joints with a motor."""
+    if model.nu == 0 or not motor_actuators(model).any():
         raise RobotError(
             f"robot {spec.name!r} has no motor actuators on its joints; robot_transfer drives "
             "joint torques (add <motor joint=... ctrlrange=...> to the MJCF)"
         )
-    others = [model.actuator(i).name for i in np.flatnonzero(~motors)]
+    driven = _plain_motors(model) & np.isin(
+        model.actuator_trntype, [mujoco.mjtTrn.mjTRN_JOINT, mujoco.mjtTrn.mjTRN_TENDON]
+    )
+    others = [model.actuator(i).name for i in np.flatnonzero(~driven)]
     if others:
         raise RobotError(
-            f"robot {spec.name!r} has actuators that are not joint-torque motors: "
-            f"{', '.join(others)}"
+            f"robot {spec.name!r} has actuators that are not motors on a joint or tendon: "
+            f"{', '.join(others)}; robot_transfer plans forces, so replace them with <motor "
+            "joint=... ctrlrange=...> (position servos and muscles are not supported)"
         )
     unlimited = [model.actuator(i).name for i in np.flatnonzero(~model.actuator_ctrllimited)]
     if unlimited:

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from robot_helpers import GOAL, MOVER, arrangement, reach
+from robot_helpers import GOAL, MOTORS, MOVER, arrangement, reach
 
 from robot_transfer.controllers import make_controller
 from robot_transfer.costs import GoalDistanceCost
@@ -20,6 +20,25 @@ def test_custom_mjcf_path_works(two_link_xml):
     assert scene.model.nu == 2
     dist = reach(scene, GoalDistanceCost(GOAL, MOVER), "mppi", duration=1.5)
     assert dist[0] > 0.1 and dist[-1] < 0.02
+
+
+def test_tendon_motor_is_planned_and_servo_refused(two_link_xml):
+    """A motor on a tendon (here one coupling both joints, as a gripper's would its
+    fingers) is planned with the joint motors; a position servo is refused by name."""
+    tendon = (
+        '<motor name="couple" tendon="couple" ctrlrange="-0.5 0.5"/></actuator>'
+        '<tendon><fixed name="couple"><joint joint="shoulder" coef="1"/>'
+        '<joint joint="elbow" coef="1"/></fixed></tendon><actuator>'
+    )
+    spec = resolve_robot(str(two_link_xml(MOTORS + tendon)), ee_site="tip")
+    scene = build_scene(spec, arrangement(), MOVER)
+    assert scene.model.nu == 3
+    dist = reach(scene, GoalDistanceCost(GOAL, MOVER), "mppi", duration=1.5)
+    assert dist[0] > 0.1 and dist[-1] < 0.02
+    servo = '<position name="grip" joint="elbow" kp="5" ctrlrange="-1 1"/>'
+    spec = resolve_robot(str(two_link_xml(MOTORS + servo)), ee_site="tip")
+    with pytest.raises(RobotError, match="not motors on a joint or tendon: .*grip; .*<motor"):
+        build_scene(spec, arrangement(), MOVER)
 
 
 def test_unknown_names_are_refused():
