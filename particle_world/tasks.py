@@ -67,14 +67,15 @@ class Instance:
                 f"{self.argument} attends {list(self.arg.counts)} entities but {self.action} "
                 f"acts on {list(self.act.counts)}: they cannot pair"
             )
-        counts = [k for k in counts if k + self.n_refs <= hi]
+        extra = self.n_refs + self.act.n_others
+        counts = [k for k in counts if k + extra <= hi]
         if not counts:
             raise ValueError(
                 f"{self.argument} x {self.action} cannot fit in scenes of at most {hi} entities"
             )
         for _ in range(MAX_TRIES):
             k = int(rng.choice(counts))
-            n = int(rng.integers(max(lo, k + self.n_refs), hi + 1))
+            n = int(rng.integers(max(lo, k + extra), hi + 1))
             try:
                 scene = sample_scene(rng, n, self.n_refs)
                 attention = self.arg.assign(rng, scene, k, self.argument_params)

@@ -58,6 +58,8 @@ class Action(ABC):
     counts: tuple[int, ...]
     """How many attended entities this action works on."""
     n_refs: int = 0
+    n_others: int = 0
+    """Unattended ordinary entities the action needs besides the references (to compare with)."""
     horizon: int = 1
     tolerance: float = POSITION_TOLERANCE
     error_unit: str = "world units"

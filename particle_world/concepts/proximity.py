@@ -52,6 +52,7 @@ class BecomeExtreme(Action):
 
     counts = (1,)
     n_refs = 1
+    n_others = 1
 
     def __init__(self, sign: int):
         self.sign = sign

@@ -98,6 +98,19 @@ def test_entity_counts_and_padding(name, role, n_entities):
         assert task.demos.x.shape[2] == task.queries.x.shape[2] == n_max  # padded to the largest
 
 
+@pytest.mark.parametrize(("name", "role"), FAMILY_ROLES)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_small_scenes_fit_or_say_so(name, role, n):
+    """Scenes too small for a concept are refused at once with a message, never after
+    exhausting the sampler's tries."""
+    try:
+        task = sample_task(name, np.random.default_rng(0), role=role, n_entities=(n, n))
+    except ValueError as err:
+        assert "cannot fit" in str(err) or "cannot pair" in str(err)
+    else:
+        assert np.all(task.queries.valid.sum(1) == n)
+
+
 def test_pad_and_unpad_events_of_different_sizes():
     rng = np.random.default_rng(0)
     events = [
