@@ -66,7 +66,10 @@ def read_checkpoint(path, device="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({exc})") from exc
+        raise CheckpointError(  # torch's own text is long and suggests unsafe loading
+            f"{path} is not a readable torch checkpoint ({type(exc).__name__}); use one written by "
+            "`python -m energy_model.train` (runs/NAME/final.pt)"
+        ) from exc
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not a concept-model checkpoint (no format_version)")
     if ckpt["format_version"] != FORMAT_VERSION:

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         "--transfer-table, its row of the table instead of training the four models",
     )  # fmt: skip
     p.add_argument("--concepts", help="comma-separated families (default: all)")
-    p.add_argument("--tasks", type=int, default=20, help="held-out tasks per family and role")
+    p.add_argument("--tasks", type=_positive, default=20, help="held-out tasks per family and role")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
     p.add_argument(
         "--steps", type=_positive, nargs="+", metavar="N",
@@ -164,7 +164,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="write the numbers here")
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
-    p.add_argument("--train-steps", type=int, default=600, help="transfer table: steps per run")
+    p.add_argument(
+        "--train-steps", type=_positive, default=600, help="transfer table: steps per run"
+    )
     p.add_argument("--pair-gate", help="transfer table: the model's pair gate (default: as config)")
     p.add_argument(
         "--restarts", type=_positive,
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
         "positions and colors, the lowest-energy one kept (default: the checkpoint's "
         "inference.generation_restarts)",
     )  # fmt: skip
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     steps = args.steps[0] if args.steps and len(args.steps) == 1 else args.steps

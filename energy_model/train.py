@@ -241,6 +241,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if args.resume:  # the saved config, with any flags given now on top
+            if not (args.out / "last.pt").is_file():
+                raise FileNotFoundError(
+                    f"nothing to resume in {args.out}: no last.pt there (start the run "
+                    "without --resume)"
+                )
             base = json.loads((args.out / "config.json").read_text())
         else:
             base = paper_overrides() if args.paper else {}

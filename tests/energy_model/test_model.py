@@ -385,7 +385,7 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(CheckpointError, match="from_the_future"):
         load_model(tmp_path / "newer.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable"):
+    with pytest.raises(CheckpointError, match=r"not a readable torch checkpoint \(\w+\); use one"):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="train one"):
         load_model(tmp_path / "missing.pt")

@@ -219,7 +219,8 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
     written = json.loads(path.read_text())
     assert written["restarts"] == InferenceConfig().restarts
     assert written["generation_restarts"] == InferenceConfig().generation_restarts
-    for bad in (["--steps", "0"], ["--restarts", "0"], ["--generation-restarts", "0"]):
+    for bad in (["--steps", "0"], ["--restarts", "0"], ["--generation-restarts", "0"],
+                ["--tasks", "0"], ["--threads", "0"]):  # fmt: skip
         with pytest.raises(SystemExit):
             evaluate_cli.main([*base, *bad])
 
@@ -238,6 +239,13 @@ def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
     code = train_cli.main(["--out", str(tmp_path), "--concepts", "nonsense", "--steps", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and err[0].startswith("error:")
+
+
+def test_resume_without_a_run_says_so(tmp_path, capsys):
+    assert train_cli.main(["--out", str(tmp_path / "none"), "--resume", "--steps", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: nothing to resume in") and "without --resume" in err
+    assert not (tmp_path / "none").exists()
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
