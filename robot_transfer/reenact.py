@@ -37,6 +37,7 @@ from energy_model.cli_config import add_config_flags  # noqa: E402
 from particle_world import Task, sample_task  # noqa: E402
 from particle_world.io import atomic_path, load_events  # noqa: E402
 from robot_transfer.controllers import PlannerConfig, controller_class, make_controller  # noqa: E402
+from robot_transfer.controllers.base import refuse_out_of_range  # noqa: E402
 from robot_transfer.mpc import run_closed_loop  # noqa: E402
 from robot_transfer.robots import ROBOTS, RobotError, resolve_robot  # noqa: E402
 from robot_transfer.rollouts import RolloutEngine  # noqa: E402
@@ -83,6 +84,17 @@ class ReenactConfig:
     """Video width in pixels."""
     height: int = 480
     """Video height in pixels."""
+
+    def __post_init__(self):
+        refuse_out_of_range(self, {
+            "duration": (self.duration > 0, "positive"),
+            "running": (self.running >= 0, "0 or more"),
+            "effort": (self.effort >= 0, "0 or more"),
+            "threads": (self.threads >= 1, "at least 1"),
+            "fps": (self.fps >= 1, "at least 1"),
+            "width": (self.width >= 16, "at least 16"),
+            "height": (self.height >= 16, "at least 16"),
+        })  # fmt: skip
 
 
 def load_demos(cfg: ReenactConfig) -> Task:
@@ -201,7 +213,10 @@ def parse_args(argv=None) -> tuple[ReenactConfig, dict]:
             group._add_action(action)
     args = vars(parser.parse_args(argv))
     names = {f.name for f in fields(ReenactConfig)}
-    cfg = ReenactConfig(**{k: v for k, v in args.items() if k in names})
+    try:
+        cfg = ReenactConfig(**{k: v for k, v in args.items() if k in names})
+    except ValueError as err:
+        raise SystemExit(f"reenact: {err}") from None
     if cfg.out is not None and cfg.out.lower() == "none":
         cfg.out = None
     if cfg.cost not in COSTS:

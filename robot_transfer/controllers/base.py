@@ -14,6 +14,18 @@ from typing import Protocol
 import numpy as np
 
 
+def refuse_out_of_range(config, rules: dict[str, tuple[bool, str]]) -> None:
+    """Raise ValueError naming every field of config whose rule fails: rules maps a field
+    name to (whether its value is usable, what it must be), e.g. ("at least 1")."""
+    bad = [
+        f"--{name.replace('_', '-')} must be {need} (got {getattr(config, name)})"
+        for name, (ok, need) in rules.items()
+        if not ok
+    ]
+    if bad:
+        raise ValueError("; ".join(bad))
+
+
 @dataclass
 class PlannerConfig:
     """Planner parameters; robots override some defaults (RobotSpec.planner)."""
@@ -42,6 +54,20 @@ class PlannerConfig:
     """iLQR initial Levenberg-Marquardt regularisation of Q_uu."""
     seed: int = 0
     """Seed of the sampling noise."""
+
+    def __post_init__(self):
+        refuse_out_of_range(self, {
+            "samples": (self.samples >= 1, "at least 1"),
+            "horizon": (self.horizon > 0, "positive"),
+            "knots": (self.knots >= 1, "at least 1"),
+            "noise": (self.noise >= 0, "0 or more"),
+            "noise_levels": (self.noise_levels >= 1, "at least 1"),
+            "temperature": (self.temperature > 0, "positive"),
+            "elite": (0 < self.elite <= 1, "in (0, 1]"),
+            "iterations": (self.iterations >= 1, "at least 1"),
+            "control_period": (self.control_period > 0, "positive"),
+            "regularization": (self.regularization >= 0, "0 or more"),
+        })  # fmt: skip
 
     @classmethod
     def for_robot(cls, overrides: dict[str, float], **given) -> PlannerConfig:

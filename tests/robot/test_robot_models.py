@@ -81,6 +81,11 @@ def test_missing_file_is_refused(tmp_path):
         (["--checkpoint", "absent.pt"], "no checkpoint at absent.pt.*--cost oracle"),
         (["--demos", "absent.npz"], "absent.npz"),
         (["--robot", "arm", "--ee-site", "nowhere", "--cost", "oracle"], "no site 'nowhere'"),
+        (
+            ["--samples", "0", "--elite", "2", "--cost", "oracle"],
+            r"--samples must be at least 1 \(got 0\); --elite must be in \(0, 1\]",
+        ),
+        (["--duration", "-1"], r"--duration must be positive \(got -1.0\)"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys):
