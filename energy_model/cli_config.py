@@ -6,15 +6,15 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import json
 import typing
-from functools import cache
 
 from energy_model.config import from_dict
 
 
-@cache
+@functools.cache
 def field_docs(cls) -> dict[str, str]:
     """The docstring written under each field of a dataclass."""
     tree = ast.parse(inspect.getsource(cls))
@@ -98,3 +98,17 @@ def _merge(data: dict, key: str, value) -> None:
             _merge(data[key], k, v)
     else:
         data[key] = value
+
+
+def refuse_out_of_range(config, rules: dict[str, tuple[bool, str]]) -> None:
+    """Raise ValueError naming the flag of every field of config whose rule fails: rules
+    maps a (dotted, for nested configs) field name to (whether its value is usable, what it
+    must be, e.g. "at least 1")."""
+    bad = [
+        f"--{name.replace('_', '-')} must be {need} "
+        f"(got {functools.reduce(getattr, name.split('.'), config)})"
+        for name, (ok, need) in rules.items()
+        if not ok
+    ]
+    if bad:
+        raise ValueError("; ".join(bad))

@@ -33,7 +33,7 @@ from energy_model.checkpoint import (
     save_checkpoint,
     saved_configs,
 )
-from energy_model.cli_config import add_config_flags, build_config
+from energy_model.cli_config import add_config_flags, build_config, refuse_out_of_range
 from energy_model.config import TEST_TIME_ONLY, TrainConfig
 from energy_model.data import TaskStream, units
 from energy_model.evaluation import evaluate
@@ -94,12 +94,41 @@ def _score(summary: dict) -> tuple[float, float]:
     return summary["mean_success"], -float(np.mean(errors)) if errors else 0.0
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse settings no run can use, naming their flags, before any work is done."""
+    lo, hi = cfg.n_entities
+    inf, loss = cfg.inference, cfg.loss
+    refuse_out_of_range(cfg, {
+        "steps": (cfg.steps >= 1, "at least 1"),
+        "batch_size": (cfg.batch_size >= 1, "at least 1"),
+        "queries": (cfg.queries >= 1, "at least 1"),
+        "lr": (cfg.lr > 0, "positive"),
+        "step_size_lr_scale": (cfg.step_size_lr_scale >= 0, "0 or more"),
+        "grad_clip": (cfg.grad_clip >= 0, "0 or more"),
+        "threads": (cfg.threads >= 1, "at least 1"),
+        "workers": (cfg.workers >= 0, "0 or more"),
+        "n_entities": (1 <= lo <= hi, "MIN,MAX with 1 <= MIN <= MAX"),
+        "eval_every": (cfg.eval_every >= 0, "0 or more"),
+        "eval_tasks": (cfg.eval_tasks >= 1, "at least 1"),
+        "checkpoint_every": (cfg.checkpoint_every >= 1, "at least 1"),
+        "max_energy": (cfg.max_energy > 0, "positive"),
+        "ema": (0 <= cfg.ema < 1, "in [0, 1)"),
+        "model.hidden": (cfg.model.hidden >= 1, "at least 1"),
+        "model.code_dim": (cfg.model.code_dim >= 1, "at least 1"),
+        "inference.x.steps": (inf.x.steps >= 1, "at least 1"),
+        "inference.a.steps": (inf.a.steps >= 1, "at least 1"),
+        "inference.w.steps": (inf.w.steps >= 0, "0 or more (0: the learned start)"),
+        "loss.energy_reg": (loss.energy_reg >= 0, "0 or more"),
+    })  # fmt: skip
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but this torch sees no CUDA device: use --device cpu")
+    if not cfg.device.startswith(("cpu", "cuda")):
+        raise ValueError(f"--device must be cpu or cuda, got {cfg.device!r}")
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False) -> ConceptModel:
     """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
-    if cfg.queries < 1:
-        raise ValueError(f"queries must be >= 1, got {cfg.queries}")
-    if not 0.0 <= cfg.ema < 1.0:
-        raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
+    check_config(cfg)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg)

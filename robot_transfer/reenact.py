@@ -33,11 +33,10 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from energy_model.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
-from energy_model.cli_config import add_config_flags  # noqa: E402
+from energy_model.cli_config import add_config_flags, refuse_out_of_range  # noqa: E402
 from particle_world import Task, sample_task  # noqa: E402
 from particle_world.io import atomic_path, load_events  # noqa: E402
 from robot_transfer.controllers import PlannerConfig, controller_class, make_controller  # noqa: E402
-from robot_transfer.controllers.base import refuse_out_of_range  # noqa: E402
 from robot_transfer.mpc import run_closed_loop  # noqa: E402
 from robot_transfer.robots import ROBOTS, RobotError, resolve_robot  # noqa: E402
 from robot_transfer.rollouts import RolloutEngine  # noqa: E402

@@ -13,17 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-def refuse_out_of_range(config, rules: dict[str, tuple[bool, str]]) -> None:
-    """Raise ValueError naming every field of config whose rule fails: rules maps a field
-    name to (whether its value is usable, what it must be), e.g. ("at least 1")."""
-    bad = [
-        f"--{name.replace('_', '-')} must be {need} (got {getattr(config, name)})"
-        for name, (ok, need) in rules.items()
-        if not ok
-    ]
-    if bad:
-        raise ValueError("; ".join(bad))
+from energy_model.cli_config import refuse_out_of_range
 
 
 @dataclass

@@ -166,9 +166,21 @@ def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_pa
     assert [json.loads(x)["step"] for x in lines if '"eval_ema"' in x] == [2, 4]
 
 
-def test_weight_average_decay_outside_zero_to_one_is_refused(tmp_path, capsys):
-    assert train_cli.main(["--out", str(tmp_path), "--ema", "1", "--steps", "1"]) == 1
-    assert "ema must be in [0, 1)" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ema", "1"], "--ema must be in [0, 1) (got 1.0)"),
+        (["--steps", "0", "--lr", "0"], "--steps must be at least 1 (got 0); --lr must be"),
+        (["--n-entities", "5,2"], "--n-entities must be MIN,MAX with 1 <= MIN <= MAX"),
+        (["--inference.w.steps", "-1"], "--inference.w.steps must be 0 or more"),
+        (["--device", "tpu"], "--device must be cpu or cuda"),
+    ],
+)
+def test_settings_out_of_range_are_refused_before_any_work(argv, message, tmp_path, capsys):
+    assert train_cli.main(["--out", str(tmp_path / "run"), *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tmp_path, capsys):
@@ -393,7 +405,7 @@ def test_training_tasks_carry_the_configured_number_of_queries(tmp_path, monkeyp
     train(tiny_config(steps=2, queries=2), tmp_path / "run", quiet=True)
     assert seen == [(5, 2), (5, 2)]
     assert train_cli.main(["--out", str(tmp_path / "bad"), "--queries", "0", "--steps", "1"]) == 1
-    assert "queries must be >= 1" in capsys.readouterr().err
+    assert "--queries must be at least 1 (got 0)" in capsys.readouterr().err
 
 
 def test_transplants_take_what_moves_from_the_tasks_next_query():
