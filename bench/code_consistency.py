@@ -14,7 +14,6 @@ steps move the code from it (mean norm of code - start, beside the start's own n
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ import torch
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from energy_model.data import collate
 from energy_model.evaluation import held_out_tasks
+from particle_world.io import write_json
 
 
 def _within_across(a: torch.Tensor, b: torch.Tensor) -> dict:
@@ -69,7 +69,7 @@ def main() -> None:
             print(f"{c:15s} {what:6s} {q['within']:7.3f} {q['across']:7.3f} {q['ratio']:6.2f}")
         print(f"{c:15s} start norm {r['start_norm']:.3f}, Langevin move {r['langevin_move']:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"checkpoint": args.checkpoint, **result}, indent=2))
+        write_json(args.json, {"checkpoint": args.checkpoint, **result})
 
 
 if __name__ == "__main__":

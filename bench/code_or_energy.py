@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from energy_model.data import collate
 from energy_model.model import ConceptModel, generation_start
 from particle_world import entities as E
 from particle_world import sample_task
+from particle_world.io import write_json
 
 CHUNK = 40
 
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
               f"{r['sample_to_truth']:6.3f} {r['sample_to_truth_xy'][0]:6.3f} "
               f"{r['sample_to_truth_xy'][1]:6.3f}")  # fmt: skip
     out = {"checkpoint": str(args.checkpoint), "tasks": args.tasks, "seed": args.seed, "rows": rows}
-    args.json.write_text(json.dumps(out, indent=2))
+    write_json(args.json, out)
     return 0
 
 

@@ -14,11 +14,11 @@ The default checkpoint is the transfer table's both-contexts model
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from energy_model.checkpoint import load_model
 from energy_model.evaluation import evaluate_unit
+from particle_world.io import write_json
 
 CONTEXTS = ("generation", "identification")
 
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
               f"{a['error']:8.4f} {a['success_rate']:7.0%}")  # fmt: skip
     out = {"checkpoint": str(args.checkpoint), "concept": args.concept, "tasks": args.tasks,
            "seed": args.seed, "rows": rows}  # fmt: skip
-    args.json.write_text(json.dumps(out, indent=2))
+    write_json(args.json, out)
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_mo
 from energy_model.inference import generate, infer_codes
 from particle_world import entities as E
 from particle_world import sample_task
+from particle_world.io import write_json
 
 AXES = {"north": (1, 1.0), "south": (1, -1.0), "east": (0, 1.0), "west": (0, -1.0)}
 OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east"}
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
           f"same color, other direction {dist['same_color_other_direction']:.3f}")  # fmt: skip
     out = {"checkpoint": str(args.checkpoint), "n": args.n, "seed": args.seed,
            "moves": rows, "code_distance": dist}  # fmt: skip
-    args.json.write_text(json.dumps(out, indent=2))
+    write_json(args.json, out)
     return 0
 
 

@@ -24,7 +24,6 @@ outcome (star).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from energy_model.data import collate  # noqa: E402
 from energy_model.evaluation import held_out_tasks  # noqa: E402
 from particle_world import entities as E  # noqa: E402
 from particle_world import get_family  # noqa: E402
+from particle_world.io import write_json
 from particle_world.scene import refs_of  # noqa: E402
 
 PLACEMENTS = ("north", "south", "east", "west", "between")
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
                 "shift": args.shift, "grid": args.grid,
                 "generation_restarts": args.generation_restarts
                 or model.inference_cfg.generation_restarts}  # fmt: skip
-        args.json.write_text(json.dumps(meta | {"concepts": rows}, indent=2) + "\n")
+        write_json(args.json, meta | {"concepts": rows})
     return 0
 
 

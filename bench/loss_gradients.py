@@ -14,7 +14,6 @@ shared weights hardly at all once the sum is clipped.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from energy_model.checkpoint import (
 from energy_model.config import LossConfig, TrainConfig, from_dict
 from energy_model.data import TaskStream
 from energy_model.train import build_model
+from particle_world.io import write_json
 
 TERMS = ("ml_x", "kl_x", "ml_a", "kl_a")
 
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         source = "untrained" if args.untrained else str(args.checkpoint)
         meta = {"checkpoint": source, "concept": args.concept, "tasks": args.tasks,
                 "seed": args.seed}  # fmt: skip
-        args.json.write_text(json.dumps(meta | result, indent=2) + "\n")
+        write_json(args.json, meta | result)
     return 0
 
 

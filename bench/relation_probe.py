@@ -19,7 +19,6 @@ it the training signal is to blame, not the network.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from energy_model.config import InferenceConfig, ModelConfig
 from energy_model.data import TaskStream, collate
 from energy_model.evaluation import held_out_tasks
 from energy_model.model import ConceptModel, generation_mask, uniform_features
+from particle_world.io import write_json
 
 NEGATIVES = ("transplant", "uniform")
 
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     if args.json:
         meta = {"concept": args.concept, "steps": args.steps, "batch_size": args.batch_size,
                 "seed": args.seed}  # fmt: skip
-        args.json.write_text(json.dumps(meta | {"accuracy": rows}, indent=2) + "\n")
+        write_json(args.json, meta | {"accuracy": rows})
     return 0
 
 

@@ -21,7 +21,6 @@ demonstrated size.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from energy_model.model import generation_start
 from particle_world import entities as E
 from particle_world import get_family
 from particle_world.geometry import similarity_fit
+from particle_world.io import write_json
 
 
 def _fit(template: np.ndarray, x_last: np.ndarray, attention: np.ndarray) -> tuple[float, float]:
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     if args.json:
         meta = {"checkpoint": str(args.checkpoint), "concept": args.concept,
                 "tasks": args.tasks, "seed": args.seed}  # fmt: skip
-        args.json.write_text(json.dumps(meta | result, indent=2) + "\n")
+        write_json(args.json, meta | result)
     return 0
 
 

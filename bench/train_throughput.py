@@ -38,7 +38,6 @@ the same energy at 0/1 gates:
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import platform
 import time
@@ -51,6 +50,7 @@ from energy_model.algorithm import meta_loss
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.model import ConceptModel
+from particle_world.io import write_json
 
 _NAIVE = {
     "rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "loss": {}, "bf16": False
@@ -168,7 +168,7 @@ def main() -> None:
               f"{r['speedup_over_naive'] or float('nan'):7.2f}")  # fmt: skip
     meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
             "machine": platform.processor() or platform.machine()}  # fmt: skip
-    args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_json(args.json, {"meta": meta, "rows": rows})
 
 
 if __name__ == "__main__":

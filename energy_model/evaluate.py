@@ -15,7 +15,6 @@ generation only, on identification only, on both; with --checkpoint, that checkp
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from energy_model.checkpoint import (
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import units
 from energy_model.evaluation import evaluate, evaluate_unit
+from particle_world.io import write_json
 from particle_world.tasks import DEFAULT_ENTITIES
 
 PAPER_TRANSFER = {
@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     )  # fmt: skip
     p.add_argument("--threads", type=_positive, default=1)
     args = p.parse_args(argv)
+    if not 1 <= args.entities[0] <= args.entities[1]:
+        p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")
     torch.set_num_threads(args.threads)
     steps = args.steps[0] if args.steps and len(args.steps) == 1 else args.steps
     try:
@@ -236,7 +238,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+        write_json(args.json, out)
     return 0
 
 

@@ -40,6 +40,7 @@ from energy_model.evaluation import evaluate
 from energy_model.langevin import SamplerDiverged
 from energy_model.model import ConceptModel
 from energy_model.plots import plot_curves
+from particle_world.io import write_json
 
 
 class TrainingDiverged(RuntimeError):
@@ -156,7 +157,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             ema.load_state_dict(ckpt["ema"])
     elif cfg.init:
         init_weights(model, cfg)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_json(out / "config.json", asdict(cfg))
     unit_list = units(cfg.concepts)
     stream = TaskStream(
         unit_list, cfg.batch_size, cfg.seed, n_queries=cfg.queries, n_entities=cfg.n_entities,
@@ -233,7 +234,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     checkpoint("final.pt", cfg.steps, resumable=False)
     if ema is not None:
         checkpoint("final_ema.pt", cfg.steps, resumable=False, weights=ema.module)
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "eval.json", result)
     return model
 
 

@@ -170,3 +170,11 @@ def _load_task(path: Path, i: int, get) -> Task:
                 )
         batches[name] = EventBatch(x, attention, valid)
     return Task(instance, batches["demos"], batches["queries"])
+
+
+def write_json(path: str | os.PathLike, data, **dump_options) -> Path:
+    """data as indented JSON at path, written atomically (folders made as needed), so a
+    long run's results are never lost to a half-written file or a missing folder."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, **dump_options) + "\n")
+    return Path(path)

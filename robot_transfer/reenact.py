@@ -24,7 +24,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass, fields  # noqa: E402
 
@@ -35,7 +34,7 @@ from tqdm import tqdm  # noqa: E402
 from energy_model.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
 from energy_model.cli_config import add_config_flags, refuse_out_of_range  # noqa: E402
 from particle_world import Task, sample_task  # noqa: E402
-from particle_world.io import atomic_path, load_events  # noqa: E402
+from particle_world.io import load_events, write_json  # noqa: E402
 from robot_transfer.controllers import PlannerConfig, controller_class, make_controller  # noqa: E402
 from robot_transfer.mpc import run_closed_loop  # noqa: E402
 from robot_transfer.robots import ROBOTS, RobotError, resolve_robot  # noqa: E402
@@ -232,8 +231,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"reenact: {err}") from None
     print(" ".join(f"{k}={v}" for k, v in metrics.items() if k != "attention"))
     if cfg.metrics_json:
-        with atomic_path(cfg.metrics_json) as tmp:
-            tmp.write_text(json.dumps({**metrics, "config": asdict(cfg), "planner": planner}))
+        write_json(cfg.metrics_json, {**metrics, "config": asdict(cfg), "planner": planner})
     return 0
 
 

@@ -28,7 +28,6 @@ from energy_model.model import (
 from energy_model.train import train
 from particle_world import Event, EventBatch, Task, sample_task
 from particle_world import entities as E
-from particle_world.io import atomic_path
 from particle_world.render import (
     EVENT_INCHES,
     MARKER_AREA,
@@ -401,12 +400,6 @@ def annotate_probabilities(ax: Axes, x0: np.ndarray, probs: np.ndarray, truth=No
 
 
 # ----------------------------------------------------------------------------- outputs
-
-
-def write_json(path: Path, data: dict) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-    return path
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:

@@ -33,6 +33,7 @@ import torch
 from energy_model.experiments import common as C
 from particle_world import Event, Instance, get_family, sample_task
 from particle_world import entities as E
+from particle_world.io import write_json
 from particle_world.render import draw_event, energy_heatmap, error_landscape
 from particle_world.scene import Reject, sample_scene
 
@@ -303,7 +304,7 @@ def run(args) -> dict:
     fig.subplots_adjust(**LAYOUT)
     path = C.save_figure(fig, args.out / "composition_identification.png")
     result["identification_figure"] = str(path)
-    C.write_json(args.out / "composition.json", result)
+    write_json(args.out / "composition.json", result)
     return result
 
 

@@ -17,6 +17,7 @@ import torch
 from energy_model.evaluate import untrained_like
 from energy_model.experiments import common as C
 from particle_world import Event
+from particle_world.io import write_json
 from particle_world.render import draw_event, energy_heatmap
 
 DESCRIPTION = __doc__
@@ -91,7 +92,7 @@ def run(args) -> dict:
         }
     fig.tight_layout()
     result["figure"] = str(C.save_figure(fig, args.out / "fig4.png"))
-    C.write_json(args.out / "fig4.json", result)
+    write_json(args.out / "fig4.json", result)
     return result
 
 

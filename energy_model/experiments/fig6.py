@@ -22,6 +22,7 @@ import torch
 from energy_model.evaluate import untrained_like
 from energy_model.experiments import common as C
 from particle_world import entities as E
+from particle_world.io import write_json
 
 DESCRIPTION = __doc__
 CODE_BATCH = 64
@@ -183,7 +184,7 @@ def run(args) -> dict:
         "untrained": untrained,
     }
     result["figure"] = str(C.save_figure(fig, args.out / "fig6.png"))
-    C.write_json(args.out / "fig6.json", result)
+    write_json(args.out / "fig6.json", result)
     return result
 
 

@@ -15,6 +15,7 @@ import torch
 
 from energy_model.experiments import common as C
 from particle_world import Event
+from particle_world.io import write_json
 from particle_world.render import draw_event
 
 DESCRIPTION = __doc__
@@ -128,7 +129,7 @@ def run(args) -> dict:
     result["attention_figure"] = str(
         _attention_figure(attention_examples, args.out / "fig7_attention.png")
     )
-    C.write_json(args.out / "fig7.json", result)
+    write_json(args.out / "fig7.json", result)
     return result
 
 

@@ -16,6 +16,7 @@ import torch
 from energy_model.data import collate, units
 from energy_model.experiments import common as C
 from energy_model.model import feature_bounds, generation_mask
+from particle_world.io import write_json
 
 DESCRIPTION = __doc__
 VARIANTS = {"rn-kl": "with L_KL", "rn-nokl": "without L_KL"}
@@ -131,7 +132,7 @@ def run(args) -> dict:
         result["variants"][variant] = entry
     fig.tight_layout()
     result["figure"] = str(C.save_figure(fig, args.out / "fig8.png"))
-    C.write_json(args.out / "fig8.json", result)
+    write_json(args.out / "fig8.json", result)
     return result
 
 

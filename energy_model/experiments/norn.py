@@ -14,6 +14,7 @@ import torch
 
 from energy_model.experiments import common as C
 from particle_world import Event
+from particle_world.io import write_json
 from particle_world.render import draw_event
 
 DESCRIPTION = __doc__
@@ -88,7 +89,7 @@ def run(args) -> dict:
             )
     fig.tight_layout()
     result["figure"] = str(C.save_figure(fig, args.out / "no_rn.png"))
-    C.write_json(args.out / "no_rn.json", result)
+    write_json(args.out / "no_rn.json", result)
     return result
 
 

@@ -232,7 +232,7 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
     assert written["restarts"] == InferenceConfig().restarts
     assert written["generation_restarts"] == InferenceConfig().generation_restarts
     for bad in (["--steps", "0"], ["--restarts", "0"], ["--generation-restarts", "0"],
-                ["--tasks", "0"], ["--threads", "0"]):  # fmt: skip
+                ["--tasks", "0"], ["--threads", "0"], ["--entities", "5", "2"]):  # fmt: skip
         with pytest.raises(SystemExit):
             evaluate_cli.main([*base, *bad])
 
