@@ -21,7 +21,6 @@ and the real-time factor of closed-loop control.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -39,7 +38,7 @@ import torch  # noqa: E402
 from energy_model.config import InferenceConfig, ModelConfig  # noqa: E402
 from energy_model.model import ConceptModel  # noqa: E402
 from particle_world.entities import make_entities  # noqa: E402
-from particle_world.io import atomic_path  # noqa: E402
+from particle_world.io import write_json  # noqa: E402
 from robot_transfer.controllers import CONTROLLERS, PlannerConfig, make_controller  # noqa: E402
 from robot_transfer.costs import GoalDistanceCost, LearnedEnergyCost  # noqa: E402
 from robot_transfer.mpc import run_closed_loop  # noqa: E402
@@ -172,8 +171,7 @@ def main(argv=None) -> None:
     print(f"\nreal-time factor, arm, mppi, 3 s: goal cost {rtf['goal']:.2f}, "
           f"learned energy {rtf['energy']:.2f}")  # fmt: skip
     print(f"load average at start {result['load_average_start']}, end {os.getloadavg()}")
-    with atomic_path(args.json) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

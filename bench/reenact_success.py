@@ -15,7 +15,6 @@ The JSON is rewritten after every cell, so an interrupted run keeps what it meas
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from particle_world.io import atomic_path  # noqa: E402
+from particle_world.io import write_json  # noqa: E402
 from robot_transfer.controllers import CONTROLLERS  # noqa: E402
 from robot_transfer.reenact import DEFAULT_CHECKPOINT, ReenactConfig, reenact  # noqa: E402
 from robot_transfer.robots import ROBOTS  # noqa: E402
@@ -62,8 +61,7 @@ def main(argv=None) -> None:
                       f"{c['mean_generation_error']:9.4f} "
                       f"{'     -' if ident is None else f'{ident:6.2f}'} "
                       f"{'      -' if err2d is None else f'{err2d:7.4f}'}")  # fmt: skip
-                with atomic_path(args.json) as tmp:
-                    tmp.write_text(json.dumps(result, indent=1, default=str))  # paths as text
+                write_json(args.json, result, default=str)  # paths as text
 
 
 def cell(robot: str, controller: str, concept: str, args) -> dict:

@@ -13,7 +13,6 @@ last column ('demos') with the length picked per task among them on its own demo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
 from energy_model.data import units
 from energy_model.evaluation import evaluate
+from particle_world.io import write_json
 
 
 def main(argv=None) -> int:
@@ -56,17 +56,15 @@ def main(argv=None) -> int:
         print(f"{c:16s}" + "".join(f"{100 * success[name][c]:7.0f}%" for name in columns))
     means = {name: float(np.mean(list(success[name].values()))) for name in columns}
     print(f"{'mean':16s}" + "".join(f"{100 * means[name]:7.1f}%" for name in columns))
-    args.json.write_text(
-        json.dumps(
-            {
-                "checkpoint": str(args.checkpoint),
-                "tasks": args.tasks,
-                "seed": args.seed,
-                "success": {name.removeprefix("K="): success[name] for name in columns},
-                "mean_success": {name.removeprefix("K="): means[name] for name in columns},
-            },
-            indent=2,
-        )
+    write_json(
+        args.json,
+        {
+            "checkpoint": str(args.checkpoint),
+            "tasks": args.tasks,
+            "seed": args.seed,
+            "success": {name.removeprefix("K="): success[name] for name in columns},
+            "mean_success": {name.removeprefix("K="): means[name] for name in columns},
+        },
     )
     return 0
 
