@@ -58,6 +58,9 @@ class ReenactConfig:
     """arm, jaco, reacher, or a path to an MJCF .xml file (then give --ee-site)."""
     ee_site: str | None = None
     """End-effector site of a robot given as an .xml path (overrides a named robot's)."""
+    servos_as_motors: bool = False
+    """For a robot given as an .xml path: its position servos on joints become torque motors
+    limited by their forcerange, with gravity compensation."""
     controller: str = "mppi"
     """ps, mppi, cem or ilqr."""
     cost: str = "energy"
@@ -120,7 +123,7 @@ def reenact(cfg: ReenactConfig, planner: dict | None = None, progress: bool = Tr
     from energy_model.inference import generate, identify, infer_codes
 
     start = time.perf_counter()
-    spec = resolve_robot(cfg.robot, cfg.ee_site)
+    spec = resolve_robot(cfg.robot, cfg.ee_site, cfg.servos_as_motors)
     controller_class(cfg.controller)  # fail before the slow parts
     task = load_demos(cfg)
     model = load_energy(cfg.checkpoint) if cfg.cost == "energy" else None

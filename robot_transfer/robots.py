@@ -61,6 +61,10 @@ class RobotSpec:
     """Names of geoms to drop from the file (e.g. the reacher's own target)."""
     gravcomp: bool = False
     """Add gravity compensation, applied through the actuators (counts against torque limits)."""
+    servos_as_motors: bool = False
+    """Replace the file's position servos (and other non-motor actuators) on joints with torque
+    motors limited by each one's forcerange, and add gravity compensation: the arm of a file
+    written for position control, driven by torques."""
     home: tuple[float, ...] | None = None
     """Joint configuration that starts the inverse kinematics of the initial pose."""
     planner: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
@@ -86,15 +90,43 @@ class RobotSpec:
                 f"(its sites: {sites}); pass --ee-site NAME"
             )
         for joint, limit in self.add_motors:
-            root.actuator.add(
-                "motor", name=joint, joint=joint, ctrlrange=[-limit, limit], ctrllimited=True
-            )
-        if self.gravcomp:
+            _add_motor(root, joint, limit)
+        if self.servos_as_motors:
+            _servos_to_motors(root, self.name)
+        if self.gravcomp or self.servos_as_motors:
             for body in root.worldbody.find_all("body"):
                 body.gravcomp = 1.0
             for joint in root.worldbody.find_all("joint"):
                 joint.actuatorgravcomp = True
         return root
+
+
+def _add_motor(root: mjcf.RootElement, joint: str, limit: float, name: str | None = None):
+    root.actuator.add(
+        "motor", name=name or joint, joint=joint, ctrlrange=[-limit, limit], ctrllimited=True
+    )
+
+
+def _servos_to_motors(root: mjcf.RootElement, robot: str) -> None:
+    """Replace every actuator on a joint that is not a plain motor with a torque motor on the
+    same joint, its limit the actuator's forcerange (read from the compiled model, so that
+    default classes count)."""
+    model = mujoco.MjModel.from_xml_string(root.to_xml_string(), root.get_assets())
+    elements = root.actuator.all_children()
+    servos = np.flatnonzero(
+        ~_plain_motors(model) & (model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+    )
+    for i in servos:
+        servo = elements[i]
+        joint = servo.joint if isinstance(servo.joint, str) else servo.joint.name
+        if not model.actuator_forcelimited[i]:
+            raise RobotError(
+                f"robot {robot!r}: the actuator on joint {joint!r} has no forcerange, so its "
+                'torque limit is unknown; give it forcerange="-F F" in the MJCF'
+            )
+        name = servo.name
+        servo.remove()
+        _add_motor(root, joint, float(np.abs(model.actuator_forcerange[i]).max()), name)
 
 
 def _jaco() -> RobotSpec:
@@ -138,9 +170,16 @@ ROBOTS: dict[str, RobotSpec] = {
 """Shipped robots by name; `resolve_robot` also accepts a path to any MJCF file."""
 
 
-def resolve_robot(name: str, ee_site: str | None = None) -> RobotSpec:
+def resolve_robot(
+    name: str, ee_site: str | None = None, servos_as_motors: bool = False
+) -> RobotSpec:
     """The spec for a registered name or an MJCF path (then `ee_site` is required)."""
     if name in ROBOTS:
+        if servos_as_motors:
+            raise RobotError(
+                f"--servos-as-motors is for robots given as .xml files; {name} "
+                "already has torque motors"
+            )
         spec = ROBOTS[name]
         return spec if ee_site is None else dataclasses.replace(spec, ee_site=ee_site)
     if not name.endswith(".xml"):
@@ -150,7 +189,9 @@ def resolve_robot(name: str, ee_site: str | None = None) -> RobotSpec:
         )
     if ee_site is None:
         raise RobotError(f"robot file {name} needs --ee-site NAME (the end-effector site)")
-    return RobotSpec(name=Path(name).stem, xml=Path(name), ee_site=ee_site)
+    return RobotSpec(
+        name=Path(name).stem, xml=Path(name), ee_site=ee_site, servos_as_motors=servos_as_motors
+    )
 
 
 def _plain_motors(model: mujoco.MjModel) -> np.ndarray:
@@ -175,7 +216,8 @@ def check_robot(spec: RobotSpec, model: mujoco.MjModel) -> None:
     if model.nu == 0 or not motor_actuators(model).any():
         raise RobotError(
             f"robot {spec.name!r} has no motor actuators on its joints; robot_transfer drives "
-            "joint torques (add <motor joint=... ctrlrange=...> to the MJCF)"
+            "joint torques (add <motor joint=... ctrlrange=...> to the MJCF, or let "
+            "--servos-as-motors true turn its position servos into motors)"
         )
     driven = _plain_motors(model) & np.isin(
         model.actuator_trntype, [mujoco.mjtTrn.mjTRN_JOINT, mujoco.mjtTrn.mjTRN_TENDON]
@@ -184,8 +226,9 @@ def check_robot(spec: RobotSpec, model: mujoco.MjModel) -> None:
     if others:
         raise RobotError(
             f"robot {spec.name!r} has actuators that are not motors on a joint or tendon: "
-            f"{', '.join(others)}; robot_transfer plans forces, so replace them with <motor "
-            "joint=... ctrlrange=...> (position servos and muscles are not supported)"
+            f"{', '.join(others)}; robot_transfer plans forces: replace them with <motor "
+            "joint=... ctrlrange=...>, or let --servos-as-motors true turn servos on joints into "
+            "motors (muscles are not supported)"
         )
     unlimited = [model.actuator(i).name for i in np.flatnonzero(~model.actuator_ctrllimited)]
     if unlimited:

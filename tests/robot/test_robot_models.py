@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 from robot_helpers import GOAL, MOTORS, MOVER, arrangement, reach
 
@@ -39,6 +40,36 @@ def test_tendon_motor_is_planned_and_servo_refused(two_link_xml):
     spec = resolve_robot(str(two_link_xml(MOTORS + servo)), ee_site="tip")
     with pytest.raises(RobotError, match="not motors on a joint or tendon: .*grip; .*<motor"):
         build_scene(spec, arrangement(), MOVER)
+
+
+def test_servos_become_torque_motors_on_request(two_link_xml):
+    """--servos-as-motors turns position servos into motors limited by their forcerange
+    (default classes included) that the planner drives; without a forcerange, or on a
+    shipped robot, it is refused."""
+    servos = (
+        '<position name="s1" joint="shoulder" kp="5" forcerange="-1 1"/>'
+        '<position class="weak" joint="elbow" kp="5"/></actuator>'
+        '<default><default class="weak"><position forcerange="-0.8 0.8"/></default></default>'
+        "<actuator>"
+    )
+    spec = resolve_robot(str(two_link_xml(servos)), ee_site="tip", servos_as_motors=True)
+    scene = build_scene(spec, arrangement(), MOVER)
+    model = scene.model
+    assert model.actuator(0).name.endswith("s1") and model.nu == 2
+    assert np.all(model.actuator_biastype == 0) and np.all(model.actuator_gainprm[:, 0] == 1)
+    np.testing.assert_allclose(model.actuator_ctrlrange, [[-1, 1], [-0.8, 0.8]])
+    assert [model.body_gravcomp[model.body(f"two_link/{b}").id] for b in ("upper", "lower")] == [
+        1,
+        1,
+    ]
+    dist = reach(scene, GoalDistanceCost(GOAL, MOVER), "mppi", duration=1.5)
+    assert dist[0] > 0.1 and dist[-1] < 0.02
+    unlimited = '<motor joint="elbow" ctrlrange="-1 1"/><position joint="shoulder" kp="5"/>'
+    spec = resolve_robot(str(two_link_xml(unlimited)), "tip", servos_as_motors=True)
+    with pytest.raises(RobotError, match="joint 'shoulder' has no forcerange"):
+        build_scene(spec, arrangement(), MOVER)
+    with pytest.raises(RobotError, match="for robots given as .xml files"):
+        resolve_robot("arm", servos_as_motors=True)
 
 
 def test_unknown_names_are_refused():
