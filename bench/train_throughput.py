@@ -57,6 +57,10 @@ _NAIVE = {
 }  # fmt: skip
 _DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True}
 _NEAR_MISSES = {"perturbed": 1.0, "perturb_scale": 2.0}
+WARMUP = 3
+"""Untimed steps first: a fresh process's first steps pay for mapping the memory it then
+reuses (one thread, batch 128: 4.2, 4.8 and 3.6 s, up to 2.6 s of it in page faults, then
+2.3 s a step)."""
 MODES = {
     "naive": _NAIVE,
     "sparse": {**_NAIVE, "rows": "sparse"},
@@ -73,13 +77,13 @@ MODES = {
 
 def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: str, hidden):
     """A process that trains as MODES[mode] says (it sets process-wide switches) and times
-    one Adam step of Algorithm 1 each time it is asked, on batch i of steps + 1 batches of
+    one Adam step of Algorithm 1 each time it is asked, on batch i of WARMUP + steps batches of
     b tasks with n entities: its seconds."""
     how = MODES[mode]
     torch.set_num_threads(threads)
     network.ROW_MODE, activation.HAND_DERIVATIVES = how["rows"], how["silu"]
     stream = TaskStream([("region-point", "action")], b, 0, n_entities=(n, n))
-    batches = [stream.batch(i).to(device) for i in range(steps + 1)]
+    batches = [stream.batch(i).to(device) for i in range(WARMUP + steps)]
     torch.manual_seed(0)
     model = ConceptModel(ModelConfig(hidden=hidden, **how["model"]), InferenceConfig()).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -97,7 +101,7 @@ def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: 
 
 
 def measure(b: int, n: int, steps: int, threads: int, device: str, modes: list, hidden: int):
-    """Rows of median per-step figures over steps + 1 steps (the first warms up), one
+    """Rows of median per-step figures over steps steps after WARMUP more, one
     process per mode, the modes stepped in turn (the order rotating each round) so that
     this machine's drift, 10 to 20% between sittings, falls on all of them alike."""
     spawn = multiprocessing.get_context("spawn")
@@ -111,7 +115,7 @@ def measure(b: int, n: int, steps: int, threads: int, device: str, modes: list, 
     try:
         events = [conn.recv() for conn in conns][0]  # each reports it when ready; all alike
         times = {mode: [] for mode in modes}
-        for i in range(steps + 1):
+        for i in range(WARMUP + steps):
             for k in range(len(modes)):
                 j = (i + k) % len(modes)
                 try:
@@ -124,7 +128,7 @@ def measure(b: int, n: int, steps: int, threads: int, device: str, modes: list, 
                         f"{procs[j].exitcode}; -9 is most often the out-of-memory killer): "
                         "measure smaller --batch-sizes, or that mode alone"
                     ) from None
-                if i:  # the first step warms up
+                if i >= WARMUP:
                     times[modes[j]].append(sec)
     finally:
         for conn, proc in zip(conns, procs, strict=True):
