@@ -8,7 +8,7 @@ import pytest
 
 from particle_world import entities as E
 from particle_world import sample_task
-from particle_world.io import load_events, load_tasks, save_tasks
+from particle_world.io import load_events, load_tasks, save_tasks, write_json
 
 FIELDS = ("x", "attention", "valid")
 
@@ -111,3 +111,13 @@ def test_npy_is_not_a_task_file(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((2, 3, E.DIM)))
     with pytest.raises(ValueError, match="not an .npz"):
         load_tasks(tmp_path / "a.npy")
+
+
+def test_write_json_makes_folders_and_leaves_nothing_half_written(tmp_path):
+    path = tmp_path / "new" / "deeper" / "result.json"
+    assert write_json(path, {"a": [1, 2]}) == path
+    assert json.loads(path.read_text()) == {"a": [1, 2]}
+    with pytest.raises(TypeError):
+        write_json(path, {"a": object()})  # fails half-way through serialising
+    assert json.loads(path.read_text()) == {"a": [1, 2]}  # the old file stands
+    assert sorted(p.name for p in path.parent.iterdir()) == ["result.json"]  # no temp left
