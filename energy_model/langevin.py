@@ -47,9 +47,12 @@ class Langevin(nn.Module):
         With create_graph, graph_steps k keeps the graph through the last k steps only
         (truncated backpropagation; None: through all)."""
         cfg = self.cfg
-        n = steps or cfg.steps
+        n = cfg.steps if steps is None else steps
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Langevin steps must be an integer >= 0, got {n!r}")
         first_kept = 0 if graph_steps is None else n - graph_steps
         v = v if create_graph else v.detach()
+        energy = v.new_zeros(())
         for k in range(n):
             keep = create_graph and k >= first_kept
             if not keep:
@@ -77,7 +80,7 @@ class Langevin(nn.Module):
                 record.append(v.detach().clone())
         if not torch.isfinite(v).all():  # NaN and inf persist, so one check per chain will do
             raise SamplerDiverged(
-                f"Langevin chain of {k + 1} steps: sample became NaN/inf (last energy "
+                f"Langevin chain of {n} steps: sample became NaN/inf (last energy "
                 f"{energy.detach().abs().max().item():.3g}); lower the step size or noise, "
                 "or enable step clipping"
             )

@@ -344,6 +344,35 @@ def test_public_api_runs_one_task_from_numpy_demos():
     assert traj.shape == q.x.shape and torch.equal(traj[:, 0], torch.as_tensor(q.x[:, 0]))
 
 
+def test_public_api_refuses_bad_input_with_a_message_naming_it():
+    """What a caller can get wrong (shapes, another model's codes, NaN from a broken scene)
+    is named before any chain runs, not left to a matmul error or a 'sampler diverged'."""
+    import energy_model
+    from particle_world import sample_task
+
+    model = small_model()
+    q = sample_task("north", np.random.default_rng(0), role="action").queries
+    w = torch.zeros(1, 8)
+    cases = [
+        ((q.x[..., :5], q.attention, w, q.valid), "x must be"),
+        ((q.x[0], q.attention[0], w, q.valid[0]), "x must be"),
+        ((q.x, q.attention[:, :2], w, q.valid), "attention must be"),
+        ((q.x, q.attention, torch.zeros(1, 3), q.valid), "codes must be"),
+        ((q.x, q.attention, torch.zeros(3, 8), q.valid), "codes must be"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ValueError, match=message):
+            energy_model.generate(model, *args)
+    broken = q.x.copy()
+    broken[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="x holds 1 NaN"):
+        energy_model.generate(model, broken, q.attention, w, q.valid)
+    with pytest.raises(ValueError, match="x0 holds 1 NaN"):
+        energy_model.identify(model, broken[:, 0], w, q.valid)
+    with pytest.raises(ValueError, match="valid must be"):
+        energy_model.identify(model, q.x[:, 0], w, q.valid[:, 1:])
+
+
 def test_wrong_shapes_are_refused():
     net = build_energy(ModelConfig(hidden=16, code_dim=4))
     with pytest.raises(ValueError, match="x must be"):

@@ -36,6 +36,14 @@ def test_mask_freezes_coordinates():
     assert torch.all(out[:, 1] == 0) and torch.all(out[:, 0] > 0)
 
 
+def test_zero_steps_return_the_start_and_negative_steps_are_refused():
+    sampler = Langevin(SamplerConfig(steps=5, learn_step_size=False), 2)
+    start = torch.randn(4, 2)
+    assert torch.equal(sampler(quadratic(torch.ones(2)), start, steps=0), start)
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+        sampler(quadratic(torch.ones(2)), start, steps=-1)
+
+
 def test_gradient_flows_through_the_unrolled_chain_only_when_asked():
     sampler = Langevin(SamplerConfig(steps=3), 2)
     target = torch.tensor([1.0, -1.0], requires_grad=True)
