@@ -22,7 +22,7 @@ import numpy as np
 
 from particle_world.concepts import get_family
 from particle_world.events import Event, EventBatch
-from particle_world.scene import Reject, sample_scene
+from particle_world.scene import MAX_ENTITIES, MIN_SEPARATION, Reject, sample_scene
 
 DEFAULT_ENTITIES = (3, 8)
 PAIRING_FAMILY = "color"
@@ -61,6 +61,11 @@ class Instance:
     ) -> Event:
         """A ground-truth event in a fresh random scene of n_entities[0]..[1] entities."""
         lo, hi = n_entities
+        if hi > MAX_ENTITIES:
+            raise ValueError(
+                f"scenes hold at most {MAX_ENTITIES} entities (they stay {MIN_SEPARATION} "
+                f"apart), {hi} were asked for; ask for at most {MAX_ENTITIES}"
+            )
         counts = [k for k in self.arg.counts if k in self.act.counts]
         if not counts:
             raise ValueError(
@@ -68,11 +73,13 @@ class Instance:
                 f"acts on {list(self.act.counts)}: they cannot pair"
             )
         extra = self.n_refs + self.act.n_others
-        counts = [k for k in counts if k + extra <= hi]
-        if not counts:
+        fitting = [k for k in counts if k + extra <= hi]
+        if not fitting:
             raise ValueError(
-                f"{self.argument} x {self.action} cannot fit in scenes of at most {hi} entities"
+                f"{self.argument} x {self.action} cannot fit in scenes of at most {hi} entities;"
+                f" it needs at least {min(counts) + extra}"
             )
+        counts = fitting
         for _ in range(MAX_TRIES):
             k = int(rng.choice(counts))
             n = int(rng.integers(max(lo, k + extra), hi + 1))

@@ -8,6 +8,7 @@ import pytest
 
 from particle_world import REGISTRY, Event, EventBatch, sample_task
 from particle_world import entities as E
+from particle_world.scene import MAX_ENTITIES, MIN_SEPARATION
 from particle_world.tasks import Task
 
 FAMILY_ROLES = [(name, role) for name, fam in REGISTRY.items() for role in fam.roles]
@@ -106,9 +107,23 @@ def test_small_scenes_fit_or_say_so(name, role, n):
     try:
         task = sample_task(name, np.random.default_rng(0), role=role, n_entities=(n, n))
     except ValueError as err:
-        assert "cannot fit" in str(err) or "cannot pair" in str(err)
+        assert "needs at least" in str(err) or "cannot pair" in str(err)
     else:
         assert np.all(task.queries.valid.sum(1) == n)
+
+
+@pytest.mark.parametrize("name", ["region-point", "closest", "between"])
+def test_crowded_scenes_fit_or_say_so(name):
+    """Scenes of up to MAX_ENTITIES entities are sampled in a moment, entities still apart;
+    larger ones are refused at once instead of spinning through the sampler's tries."""
+    n = MAX_ENTITIES
+    task = sample_task(name, 0, n_demos=1, n_queries=1, n_entities=(n, n), role="action")
+    for e in events_of(task):
+        pos = e.x[0, :, E.POS]
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(n)
+        assert len(pos) == n and d.min() >= MIN_SEPARATION - 1e-6
+    with pytest.raises(ValueError, match=f"at most {MAX_ENTITIES}"):
+        sample_task(name, 0, n_entities=(n + 1, n + 1), role="action")
 
 
 def test_pad_and_unpad_events_of_different_sizes():
