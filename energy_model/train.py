@@ -6,7 +6,8 @@ Writes into runs/NAME: config.json, metrics.jsonl (one line per logged step and 
 evaluation), last.pt (every --checkpoint-every steps, atomically), best.pt (the weights of
 the best periodic evaluation: a run that later collapses keeps its best state), final.pt,
 curves.png, and with --ema a moving average of the weights, final_ema.pt.
---resume continues from runs/NAME/last.pt with the saved config.
+--resume continues from runs/NAME/last.pt with the saved config; without it, a folder that
+already holds a run is refused rather than mixed into.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from energy_model.evaluation import evaluate
 from energy_model.langevin import SamplerDiverged
 from energy_model.model import ConceptModel
 from energy_model.plots import plot_curves
-from particle_world.io import write_json
+from particle_world.io import atomic_path, write_json
 
 
 class TrainingDiverged(RuntimeError):
@@ -127,9 +128,30 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"--device must be cpu or cuda, got {cfg.device!r}")
 
 
+def _forget_after(log: Path, step: int) -> None:
+    """Drop the log lines of steps after `step` (a resumed run logs them again) and a last
+    line cut short by the interruption."""
+
+    def kept(line: str) -> bool:
+        try:
+            return json.loads(line)["step"] <= step
+        except (json.JSONDecodeError, KeyError):
+            return False
+
+    if log.exists():
+        lines = log.read_text().splitlines(keepends=True)
+        with atomic_path(log) as tmp:
+            tmp.write_text("".join(ln for ln in lines if kept(ln)))
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False) -> ConceptModel:
     """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
     check_config(cfg)
+    if not resume and (out / "metrics.jsonl").exists():
+        raise FileExistsError(
+            f"{out} already holds a run: continue it with --resume, or give another --out "
+            "(or delete the folder)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg)
@@ -149,6 +171,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start = ckpt["step"]
+        _forget_after(out / "metrics.jsonl", start)
         best = tuple(ckpt["best_score"]) if ckpt.get("best_score") else None
         torch.set_rng_state(ckpt["torch_rng"])
         if balancer is not None and "balancer" in ckpt:  # else its running norms start anew
@@ -284,7 +307,7 @@ def main(argv=None) -> int:
         cfg = build_config(TrainConfig, args, base)
         units(cfg.concepts)  # unknown names fail here, before any work
         train(cfg, args.out, resume=args.resume, quiet=args.quiet)
-    except (TrainingDiverged, CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (TrainingDiverged, CheckpointError, ValueError, KeyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

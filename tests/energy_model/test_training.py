@@ -119,7 +119,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 4:  # step 3 logged, the last checkpoint at step 2
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
@@ -127,6 +127,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "resumed", quiet=True)
     monkeypatch.setattr(train_cli, "meta_loss", real_loss)
+    runs = ("straight", "resumed")
     resume = ["--out", str(tmp_path / "resumed"), "--resume", "--quiet", "--workers", "1"]
     assert train_cli.main(resume) == 0
     for name in ("final.pt", "final_ema.pt") if ema else ("final.pt",):
@@ -134,6 +135,9 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
         b = torch.load(tmp_path / "resumed" / name, weights_only=True)["state_dict"]
         for k in a:
             assert torch.allclose(a[k], b[k], atol=1e-6), (name, k)
+    logs = [(tmp_path / run / "metrics.jsonl").read_text().splitlines() for run in runs]
+    steps = [[(json.loads(line)["step"], "loss" in line) for line in log] for log in logs]
+    assert steps[0] == steps[1], "the resumed run's log holds each step once"
 
 
 def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_path, monkeypatch):
@@ -251,6 +255,15 @@ def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
     code = train_cli.main(["--out", str(tmp_path), "--concepts", "nonsense", "--steps", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and err[0].startswith("error:")
+
+
+def test_a_fresh_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
+    args = ["--out", str(tmp_path), "--quiet", "--steps", "1", "--batch-size", "2"]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert train_cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n'
 
 
 def test_resume_without_a_run_says_so(tmp_path, capsys):
