@@ -31,6 +31,7 @@ import numpy as np
 from particle_world import entities as E
 from particle_world.concepts import get_family
 from particle_world.events import EventBatch
+from particle_world.scene import refs_of
 from particle_world.tasks import Instance, Task
 
 FORMAT_VERSION = 1
@@ -169,7 +170,27 @@ def _load_task(path: Path, i: int, get) -> Task:
                     f"{REGENERATE}"
                 )
         batches[name] = EventBatch(x, attention, valid)
+        _check_events(f"{where}: {name}", instance, batches[name])
     return Task(instance, batches["demos"], batches["queries"])
+
+
+def _check_events(where: str, instance: Instance, batch: EventBatch) -> None:
+    """Fail on events that the instance's scorers (and the robot side) cannot read: values
+    that are not finite, no entities, or other numbers of crosses or attended entities."""
+    counts = list(instance.act.counts)
+    for j, e in enumerate(batch.events()):
+        crosses, attended = len(refs_of(e.x[0])), int((e.attention > 0.5).sum())
+        if not (np.isfinite(e.x).all() and np.isfinite(e.attention).all()):
+            problem = "holds values that are not finite"
+        elif e.x.shape[1] == 0:
+            problem = "has no valid entities"
+        elif crosses != instance.n_refs:
+            problem = f"has {crosses} reference crosses, its concept needs {instance.n_refs}"
+        elif attended not in counts:
+            problem = f"attends {attended} entities, {instance.action} acts on one of {counts}"
+        else:
+            continue
+        raise ValueError(f"{where} event {j} {problem}; {REGENERATE}")
 
 
 def write_json(path: str | os.PathLike, data, **dump_options) -> Path:

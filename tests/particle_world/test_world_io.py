@@ -86,6 +86,10 @@ BREAKS = {
     "unknown action": (lambda a: with_instance(a, 1, action="dance"), "unknown concept 'dance'"),
     "unknown family": (lambda a: with_instance(a, 0, family="dance"), "unknown concept 'dance'"),
     "malformed instance": (lambda a: with_instance(a, 0, colour="red"), "malformed instance"),
+    "not finite": (edit("task0/queries_x", lambda x: x * np.nan), "queries event 0 holds values"),
+    "no entities": (edit("task1/demos_valid", np.zeros_like), "no valid entities"),
+    "no cross": (edit("task0/demos_x", lambda x: x * (np.arange(E.DIM) < E.SHAPE.start)), "0 ref"),
+    "none attended": (edit("task0/demos_attention", np.zeros_like), "attends 0 entities"),
 }
 
 
