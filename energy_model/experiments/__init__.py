@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from particle_world.concepts.base import UnknownName
+
 EXPERIMENTS: dict[str, str] = {
     "fig4": "fig4",
     "fig6": "fig6",
@@ -25,5 +27,5 @@ run(args) -> dict (the JSON it wrote) and table(result) -> str (markdown)."""
 
 def experiment(name: str) -> ModuleType:
     if name not in EXPERIMENTS:
-        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+        raise UnknownName(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
     return importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")

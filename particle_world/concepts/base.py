@@ -104,9 +104,17 @@ def register(family: Family) -> Family:
     return family
 
 
+class UnknownName(KeyError):
+    """A name not in a registry. A KeyError, printed as its message (KeyError's own str()
+    quotes it, which leaks into every CLI's 'error: ...' line)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def get_family(name: str) -> Family:
     if name not in REGISTRY:
-        raise KeyError(f"unknown concept {name!r}; known: {', '.join(REGISTRY)}")
+        raise UnknownName(f"unknown concept {name!r}; known: {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 

@@ -254,7 +254,7 @@ def test_cli_help_lists_every_option_with_its_docstring(capsys):
 def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
     code = train_cli.main(["--out", str(tmp_path), "--concepts", "nonsense", "--steps", "1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and err[0].startswith("error:")
+    assert code != 0 and len(err) == 1 and err[0].startswith("error: unknown concept 'nonsense'")
 
 
 def test_a_fresh_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
