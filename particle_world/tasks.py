@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from particle_world import entities as E
 from particle_world.concepts import get_family
 from particle_world.events import Event, EventBatch
 from particle_world.scene import MAX_ENTITIES, MIN_SEPARATION, Reject, sample_scene
@@ -126,9 +127,25 @@ class Instance:
 
     @classmethod
     def from_json(cls, text: str) -> Instance:
+        """The instance of to_json's text; TypeError for parameters that the family's
+        scorers cannot read (a file edited by hand), KeyError for unknown family names."""
         inst = cls(**json.loads(text))
-        inst.arg, inst.act  # noqa: B018  (fail early on unknown family names)
+        for part, params in ((inst.arg, inst.argument_params), (inst.act, inst.action_params)):
+            like = part.sample_params(np.random.default_rng(0))
+            if not (isinstance(params, dict) and params.keys() == like.keys()) or not all(
+                same_form(params[k], v) for k, v in like.items()
+            ):
+                raise TypeError(f"parameters {params} are not of the form {like}")
         return inst
+
+
+def same_form(value, like) -> bool:
+    """value can stand for the sampled parameter like: a palette color name for a name,
+    finite numbers of like's shape for numbers."""
+    if isinstance(like, str):
+        return value in E.COLOR_NAMES
+    arr = np.asarray(value)
+    return arr.dtype.kind in "iuf" and arr.shape == np.shape(like) and bool(np.isfinite(arr).all())
 
 
 def sample_instance(

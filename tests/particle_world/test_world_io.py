@@ -86,6 +86,11 @@ BREAKS = {
     "unknown action": (lambda a: with_instance(a, 1, action="dance"), "unknown concept 'dance'"),
     "unknown family": (lambda a: with_instance(a, 0, family="dance"), "unknown concept 'dance'"),
     "malformed instance": (lambda a: with_instance(a, 0, colour="red"), "malformed instance"),
+    "missing parameter": (lambda a: with_instance(a, 1, argument_params={}), "not of the form"),
+    "unknown color": (
+        lambda a: with_instance(a, 1, action_params={"color": "purple"}),
+        "not of the form",
+    ),
     "not finite": (edit("task0/queries_x", lambda x: x * np.nan), "queries event 0 holds values"),
     "no entities": (edit("task1/demos_valid", np.zeros_like), "no valid entities"),
     "no cross": (edit("task0/demos_x", lambda x: x * (np.arange(E.DIM) < E.SHAPE.start)), "0 ref"),
