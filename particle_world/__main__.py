@@ -140,9 +140,14 @@ def cmd_render(args) -> None:
 def cmd_gallery(args) -> None:
     from matplotlib.colors import PowerNorm
 
-    from particle_world.render import describe, error_landscape, render_event
+    from particle_world.render import DPI, EVENT_INCHES, describe, error_landscape, render_event
 
     at_least(args, seed=0, resolution=2)
+    pixels = int(EVENT_INCHES * DPI)  # a finer map shows nothing more and costs its square
+    if args.resolution > pixels:
+        raise UsageError(
+            f"--resolution must be at most {pixels} (the picture's pixels), got {args.resolution}"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i, (name, fam) in enumerate(tqdm(REGISTRY.items(), desc="gallery", disable=None)):
@@ -272,7 +277,10 @@ def build_parser() -> Parser:
     p.add_argument("--out", default="docs/gallery", help="output folder (default docs/gallery)")
     p.add_argument("--seed", type=int, default=0, help="seed, >= 0 (default 0)")
     p.add_argument(
-        "--resolution", type=int, default=80, help="heat map grid points per side (default 80)"
+        "--resolution",
+        type=int,
+        default=80,
+        help="heat map grid points per side, 2 to 400 (default 80)",
     )
     p.set_defaults(run=cmd_gallery)
 

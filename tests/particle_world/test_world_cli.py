@@ -114,6 +114,7 @@ def garbage_file(tmp_path):
         (["sample", "north", "--tasks", "0", "--out", "{tmp}/x.npz"], "--tasks"),
         (["sample", "north", "--seed", "-1", "--out", "{tmp}/x.npz"], "--seed must be"),
         (["gallery", "--out", "{tmp}/g", "--resolution", "1"], "--resolution must be"),
+        (["gallery", "--out", "{tmp}/g", "--resolution", "100000"], "at most 400"),
         (["sample", "square", "--max-entities", "3", "--out", "{tmp}/x.npz"], "cannot fit"),
         (["sample", "north", "--min-entities", "5", "--max-entities", "4", "--out", "x"], "below"),
         (["sample", "north"], "required"),
