@@ -34,6 +34,7 @@ from tqdm import tqdm  # noqa: E402
 from energy_model.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
 from energy_model.cli_config import add_config_flags, refuse_out_of_range  # noqa: E402
 from particle_world import Task, sample_task  # noqa: E402
+from particle_world.concepts import get_family  # noqa: E402
 from particle_world.io import load_events, write_json  # noqa: E402
 from robot_transfer.controllers import PlannerConfig, controller_class, make_controller  # noqa: E402
 from robot_transfer.mpc import run_closed_loop  # noqa: E402
@@ -99,11 +100,14 @@ class ReenactConfig:
 
 
 def load_demos(cfg: ReenactConfig) -> Task:
-    """The demo task: from the file, or sampled for the concept."""
+    """The demo task: from the file, or sampled for the concept. A family with both roles
+    (closest, farthest, color) is sampled in its action role: in its argument role the
+    attended entities are recolored, which the arm cannot do."""
     if cfg.demos is not None:
         return load_events(cfg.demos)
     try:
-        return sample_task(cfg.concept, seed=cfg.seed)
+        role = "action" if len(get_family(cfg.concept).roles) > 1 else None
+        return sample_task(cfg.concept, seed=cfg.seed, role=role)
     except KeyError as err:
         raise ValueError(err.args[0]) from None
 

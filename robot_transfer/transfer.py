@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from particle_world import Instance
+from particle_world.concepts import Action
 from particle_world.entities import POS
 from robot_transfer.costs import Cost, GoalDistanceCost, LearnedEnergyCost
 from robot_transfer.scene import Scene
@@ -44,6 +45,12 @@ def sample_arrangement(
         raise ValueError(
             f"{instance.family} is a temporal concept (T = {instance.horizon}); the robot "
             "scene's objects are static, so only one-step concepts can be reenacted"
+        )
+    if instance.act.error_unit != Action.error_unit:  # the action changes colors, not places
+        raise ValueError(
+            f"{instance.family} ({instance.role}) is acted out by {instance.action}, which "
+            f"changes colors ({instance.act.error_unit}); the arm only moves its end-effector, "
+            "so reenact a concept that moves an entity (e.g. --concept north)"
         )
     rng = np.random.default_rng(seed)
     for _ in range(tries):

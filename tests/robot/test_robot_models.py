@@ -109,6 +109,8 @@ def test_missing_file_is_refused(tmp_path):
         (["--robot", "nope"], "unknown robot 'nope'"),
         (["--controller", "pid", "--cost", "oracle"], "unknown controller 'pid'"),
         (["--concept", "nope", "--cost", "oracle"], "nope"),
+        (["--concept", "quantity-1", "--cost", "oracle"], "changes colors.*--concept north"),
+        (["--concept", "color", "--cost", "oracle"], "changes colors"),
         (["--checkpoint", "absent.pt"], "no checkpoint at absent.pt.*--cost oracle"),
         (["--demos", "absent.npz"], "absent.npz"),
         (["--robot", "arm", "--ee-site", "nowhere", "--cost", "oracle"], "no site 'nowhere'"),

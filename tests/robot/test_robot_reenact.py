@@ -59,3 +59,10 @@ def test_shipped_demo_file_is_what_its_command_writes(tmp_path):
         a, b = getattr(shipped, batch), getattr(again, batch)
         assert np.array_equal(a.x, b.x) and np.array_equal(a.attention, b.attention)
     assert shipped.demos.x.shape[0] == 5
+
+
+def test_families_with_both_roles_are_reenacted_in_their_action_role():
+    """Seed 1 draws closest's argument role (a recolor, which the arm cannot do) from
+    sample_task; reenact's demos move the entity instead."""
+    task = load_demos(ReenactConfig(concept="closest", seed=1))
+    assert task.instance.role == "action" and task.instance.action == "closest"
