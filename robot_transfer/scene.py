@@ -26,6 +26,8 @@ from robot_transfer.robots import RobotError, RobotSpec, check_robot
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CAMERA = "overview"
+MIN_WORKSPACE = 0.02
+"""Least half side (m) of a derived table square: the objects on it are a tenth of it."""
 
 
 @dataclass
@@ -89,7 +91,9 @@ def _compile(root: mjcf.RootElement, spec: RobotSpec) -> mujoco.MjModel:
     try:
         model = mujoco.MjModel.from_xml_string(root.to_xml_string(), assets=root.get_assets())
     except ValueError as err:
-        raise RobotError(f"robot {spec.name!r} does not compile: {err}") from err
+        # MuJoCo's second line names an element by its line in the composed scene, not the file
+        first = str(err).splitlines()[0]
+        raise RobotError(f"robot {spec.name!r} does not compile: {first}") from err
     check_robot(spec, model)
     return model
 
@@ -125,11 +129,15 @@ def workspace_of(spec: RobotSpec) -> tuple[float, float, float]:
             starts = [data.qpos[joints.qadr].copy(), *joints.starts(spec.home, rng, 2)]
             ok[i, j] = reach(model, data, site, target, starts) < IK_TOLERANCE
     size, (i, j) = largest_square(ok)
-    if size < 2:
-        raise RobotError(f"robot {spec.name!r} reaches no table square at hover height")
     step = axis[1] - axis[0]
     center = base + np.array([axis[i] + axis[i + size - 1], axis[j] + axis[j + size - 1]]) / 2
     half = 0.9 * (size - 1) * step / 2
+    if half < MIN_WORKSPACE:
+        raise RobotError(
+            f"robot {spec.name!r} cannot move site {spec.ee_site!r} over a table square at "
+            f"hover height (z = {spec.hover_height} m): give the --ee-site of a robot that "
+            "reaches over a horizontal table (an arm moving in a vertical plane cannot)"
+        )
     return float(center[0]), float(center[1]), float(half)
 
 

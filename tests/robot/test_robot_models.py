@@ -97,6 +97,36 @@ def test_robot_without_motors_is_refused(two_link_xml):
         build_scene(spec, arrangement(), MOVER)
 
 
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [('axis="0 0 1"', 'axis="0 1 0"')],  # an arm in a vertical plane
+        [
+            ('<site name="tip" pos="0.2 0 0"/>', ""),
+            ('<joint name="shoulder"/>', '<joint name="shoulder"/><site name="tip"/>'),
+        ],  # on the axis
+    ],
+)
+def test_site_that_cannot_cover_a_table_is_refused(two_link_xml, edits):
+    """A site that reaches no table square (or only a point) is refused with what to
+    change, not with a zero-sized table whose meshes fail to compile."""
+    path = two_link_xml()
+    text = path.read_text()
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text)
+    with pytest.raises(RobotError, match="cannot move site 'tip' over a table.*--ee-site"):
+        workspace_of(resolve_robot(str(path), ee_site="tip"))
+
+
+def test_compile_error_is_one_line(two_link_xml):
+    spec = resolve_robot(str(two_link_xml('<motor joint="wrist" ctrlrange="-1 1"/>')), "tip")
+    with pytest.raises(RobotError, match="does not compile: .*wrist") as err:
+        build_scene(spec, arrangement(), MOVER)
+    assert "\n" not in str(err.value)
+
+
 def test_missing_file_is_refused(tmp_path):
     spec = resolve_robot(str(tmp_path / "absent.xml"), ee_site="tip")
     with pytest.raises(RobotError, match="does not exist"):
