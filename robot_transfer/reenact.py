@@ -229,10 +229,25 @@ def parse_args(argv=None) -> tuple[ReenactConfig, dict]:
     return cfg, {k: v for k, v in args.items() if k not in names}
 
 
+def make_out_folders(cfg: ReenactConfig) -> None:
+    """Make the folders of --out and --metrics-json now, so that a path that cannot be
+    written fails in a moment with one line, not after the run with a traceback."""
+    for flag, path in (("--out", cfg.out), ("--metrics-json", cfg.metrics_json)):
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            raise ValueError(f"{flag} {path} is a folder; give a file name in it")
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{flag} {path}: cannot make its folder ({err})") from None
+
+
 def main(argv=None) -> int:
     cfg, planner = parse_args(argv)
     torch.set_num_threads(1)  # small batched energy calls; more threads fight the rollouts
     try:
+        make_out_folders(cfg)
         metrics = reenact(cfg, planner)
     except (RobotError, ValueError) as err:
         raise SystemExit(f"reenact: {err}") from None

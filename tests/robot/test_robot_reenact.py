@@ -8,8 +8,9 @@ import sys
 
 import imageio
 import numpy as np
+import pytest
 
-from robot_transfer.reenact import ReenactConfig, load_demos, reenact
+from robot_transfer.reenact import ReenactConfig, load_demos, main, reenact
 
 
 def test_short_reenactment_writes_video_and_metrics(tmp_path):
@@ -66,3 +67,20 @@ def test_families_with_both_roles_are_reenacted_in_their_action_role():
     sample_task; reenact's demos move the entity instead."""
     task = load_demos(ReenactConfig(concept="closest", seed=1))
     assert task.instance.role == "action" and task.instance.action == "closest"
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "message"),
+    [
+        ("--out", "file/clip.mp4", "cannot make its folder"),
+        ("--metrics-json", "file/m.json", "cannot make its folder"),
+        ("--metrics-json", ".", "is a folder"),
+    ],
+)
+def test_unwritable_outputs_fail_at_once_on_one_line(tmp_path, flag, name, message):
+    """Refused before the run (the metrics JSON was written after it, with a traceback)."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--cost", "oracle", "--out", "none", flag, str(tmp_path / name)])
+    text = str(exit_info.value.code)
+    assert text.startswith(f"reenact: {flag}") and message in text and "\n" not in text
