@@ -122,6 +122,12 @@ def load_energy(path: str):
         raise ValueError(f"{err} (or reenact with --cost oracle, which needs none)") from None
 
 
+def rounded(values: np.ndarray) -> list[float]:
+    """values to 3 decimals as plain floats: rounded in float32, -0.893 would print as
+    -0.8930000066757202 in the metrics line and JSON."""
+    return np.round(np.asarray(values, dtype=np.float64), 3).tolist()
+
+
 def reenact(cfg: ReenactConfig, planner: dict | None = None, progress: bool = True) -> dict:
     """Run one reenactment; its metrics. `planner` overrides PlannerConfig fields."""
     from energy_model.inference import generate, identify, infer_codes
@@ -140,7 +146,7 @@ def reenact(cfg: ReenactConfig, planner: dict | None = None, progress: bool = Tr
         valid = np.ones((1, x0.shape[0]), dtype=bool)
         probs = identify(model, x0[None], codes.w_a, valid)[0].numpy()  # [N]
         metrics["identified_ee"] = bool(int(np.argmax(probs)) == mover)
-        metrics["attention"] = np.round(probs, 3).tolist()
+        metrics["attention"] = rounded(probs)
         x2d = generate(model, arrangement.x[None], arrangement.attention[None], codes.w_x, valid)
         error_2d = task.instance.generation_error(x2d[0].numpy(), arrangement.attention)
         metrics["generation_error_2d"] = round(float(error_2d), 4)  # the model's own Langevin
@@ -186,8 +192,8 @@ def reenact(cfg: ReenactConfig, planner: dict | None = None, progress: bool = Tr
         truth_energy=truth_energy,
         generation_error=round(error, 4),
         success=success,
-        ee_start=np.round(x[0, mover, :2], 3).tolist(),
-        ee_final=np.round(x[1, mover, :2], 3).tolist(),
+        ee_start=rounded(x[0, mover, :2]),
+        ee_final=rounded(x[1, mover, :2]),
         sim_time_s=round(episode.sim_time, 3),
         control_wall_s=round(episode.control_wall_s, 3),
         wall_time_s=round(time.perf_counter() - start, 3),

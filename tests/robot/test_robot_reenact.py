@@ -26,6 +26,7 @@ def test_short_reenactment_writes_video_and_metrics(tmp_path):
                 "success", "wall_time_s", "real_time_factor"):  # fmt: skip
         assert key in metrics
     assert metrics["concept"] == "region-point" and metrics["robot"] == "arm"
+    assert all(len(repr(v)) <= 6 for v in metrics["ee_start"] + metrics["ee_final"])  # -0.893
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
     umask = os.umask(0)
     os.umask(umask)
