@@ -121,7 +121,7 @@ def load_tasks(path: str | os.PathLike) -> list[Task]:
     version = get("format_version")
     if version.shape != () or version.tolist() != FORMAT_VERSION:
         raise ValueError(
-            f"{path}: task file format version {version.tolist()}, this code reads version "
+            f"{path}: task file format version {version.tolist()!r}, this code reads version "
             f"{FORMAT_VERSION}; {REGENERATE}"
         )
     n_tasks = get("n_tasks")
