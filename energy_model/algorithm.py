@@ -117,7 +117,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     )
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
-    frozen = {k: v.detach() for k, v in model.net.named_parameters()} if cfg.kl else None
     kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())
@@ -134,6 +133,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         out["e_pos_x"], out["e_neg_x"] = e_pos.mean(), e_neg.mean()
         loss_x = loss_x + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
         if kl_x:
+            frozen = model.frozen_params("generation")
             out["kl_x"] = model.generation_energy(x_tilde, att, wq.detach(), valid, frozen).mean()
             loss_x = loss_x + out["kl_x"]
         if cfg.code_contrast > 0:
@@ -171,6 +171,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
         loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
         if kl_a:
+            frozen = model.frozen_params("identification")
             out["kl_a"] = model.identification_energy(
                 x0, gate_tilde, wq.detach(), valid, frozen
             ).mean()

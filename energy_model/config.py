@@ -39,6 +39,11 @@ class ModelConfig:
     them runs g once instead of at every step (a 2x faster training step). Off: f of an
     expected sum cannot tell a fractional gate from a mask (two of six attended and all six
     at 1/3 pool alike), and identification learned slower (README). Both agree at 0/1."""
+    context_nets: bool = False
+    """One energy network per context: generation's E(x, a, w_x) and identification's
+    E(x0, a, w_a) each their own f and g (the same shapes, twice the parameters, the same
+    work a step), so what one context learns cannot crowd out the other. Off: the paper's
+    one energy for both, through which training on one context transfers to the other."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':

@@ -68,6 +68,7 @@ class ConceptModel(nn.Module):
         self.model_cfg = model_cfg
         self.inference_cfg = inference_cfg
         self.net = build_energy(model_cfg)
+        self.net_a = build_energy(model_cfg) if model_cfg.context_nets else None
         self.sample_x = Langevin(inference_cfg.x, E.DIM)
         self.sample_a = Langevin(inference_cfg.a, 1)
         # Code inference is per context (w_x for generation, w_a for identification): its own
@@ -87,24 +88,33 @@ class ConceptModel(nn.Module):
         )
 
     def energy(self, x, gate, w, valid) -> torch.Tensor:
-        """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B]."""
+        """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B], the generation
+        context's energy (what a robot's cost scores states with)."""
         return self.net(x, gate, w, valid)
 
+    def context_net(self, context: str) -> nn.Module:
+        """The energy network a context scores with (one for both unless context_nets)."""
+        return self.net_a if context == "identification" and self.net_a is not None else self.net
+
+    def frozen_params(self, context: str) -> dict[str, torch.Tensor]:
+        """That network's parameters, detached: L_KL scores samples with them, so that only
+        the sampler's path carries its gradient."""
+        return {k: v.detach() for k, v in self.context_net(context).named_parameters()}
+
     def generation_energy(self, traj, gate, w, valid, params=None) -> torch.Tensor:
-        return self._call(params, scored_states(traj), gate, w, valid)
+        return self._call("generation", params, scored_states(traj), gate, w, valid)
 
     def identification_energy(self, x0, gate, w, valid, params=None) -> torch.Tensor:
-        return self._call(params, x0[:, None], gate, w, valid)
+        return self._call("identification", params, x0[:, None], gate, w, valid)
 
     def identification_energy_fn(self, x0, w, valid):
         """gate [B, N] -> E(x0, gate, w) [B] at fixed scenes x0 [B, N, D] and codes w [B, C],
         for chains and sweeps over the gate (g runs once: EnergyNet.gate_energy)."""
-        return self.net.gate_energy(x0[:, None], w, valid)
+        return self.context_net("identification").gate_energy(x0[:, None], w, valid)
 
-    def _call(self, params, *args):
-        if params is None:
-            return self.net(*args)
-        return torch.func.functional_call(self.net, params, args)
+    def _call(self, context, params, *args):
+        net = self.context_net(context)
+        return net(*args) if params is None else torch.func.functional_call(net, params, args)
 
     def initial_codes(self, n_tasks: int, context: str, offsets=None) -> torch.Tensor:
         """Where code inference starts: the learned start (or a unit Gaussian), plus the

@@ -227,6 +227,28 @@ def test_each_context_infers_its_code_from_its_own_start(batch):
     assert grad.shape == (2, 8) and grad[0].abs().sum() > 0 and grad[1].abs().sum() == 0
 
 
+def test_context_nets_keep_each_contexts_loss_in_its_own_network(batch):
+    """With context_nets, Algorithm 1's generation terms reach only generation's network
+    and identification's only its own; without, both reach the one network."""
+    from energy_model.algorithm import meta_loss
+    from energy_model.config import LossConfig
+
+    def grads(model, context):
+        model.zero_grad()
+        meta_loss(model, batch, LossConfig(contexts=context))["loss"].backward()
+        return [
+            any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+            for net in (model.net, model.context_net("identification"))
+        ]
+
+    split = small_model(context_nets=True)
+    assert split.context_net("identification") is split.net_a is not split.net
+    assert grads(split, "generation") == [True, False]
+    assert grads(split, "identification") == [False, True]
+    shared = small_model()
+    assert shared.context_net("identification") is shared.net
+
+
 def test_code_encoder_starts_as_the_shared_start_and_learns_per_task_starts(batch):
     """Untrained, the encoder adds nothing; its output layer gets the meta-gradient, and
     once it is non-zero tasks with different demos start from different codes that ignore
