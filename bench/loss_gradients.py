@@ -28,6 +28,7 @@ from energy_model.checkpoint import (
 )
 from energy_model.config import LossConfig, TrainConfig, from_dict
 from energy_model.data import TaskStream
+from energy_model.model import CODE_CONTEXTS
 from energy_model.train import build_model
 from particle_world.io import write_json
 
@@ -43,12 +44,14 @@ def training_loss(path) -> LossConfig:
 
 
 def loss_gradients(model, cfg: LossConfig, concept: str, n_tasks: int, seed: int) -> dict:
-    """Per-term gradient norms on the energy network's parameters for one batch."""
+    """Per-term gradient norms on the energy networks' parameters (both contexts' with
+    context_nets) for one batch."""
     model.train()
     batch = TaskStream([(concept, "action")], n_tasks, seed=seed).batch(0)
     out = meta_loss(model, batch, cfg)
     reg = out["loss"] - sum(out[t] for t in TERMS if t in out)  # energy^2 (and extra) terms
-    params = [p for p in model.net.parameters() if p.requires_grad]
+    nets = dict.fromkeys(model.context_net(c) for c in CODE_CONTEXTS)  # one when shared
+    params = [p for net in nets for p in net.parameters() if p.requires_grad]
     grads = {}
     for name, term in [*((t, out[t]) for t in TERMS if t in out), ("rest", reg)]:
         g = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
