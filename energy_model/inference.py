@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from energy_model.model import ConceptModel
-from particle_world import entities as E
 from particle_world.events import EventBatch
 
 
@@ -43,25 +42,19 @@ def _finite(name: str, t: torch.Tensor) -> torch.Tensor:
 
 
 def _checked(model: ConceptModel, x, attention, valid, w) -> tuple:
-    """x as a trajectory [B, T+1, N, D] (attention [B, N]) or, without attention, a scene
-    [B, N, D]; valid [B, N]; codes w [1 or B, C], broadcast to B. Tensors on the model's
-    device, or a clear error for what callers get wrong: disagreeing shapes, a code of
-    another model, NaN or inf in the scene."""
-    name, want = ("x", "[B, T+1, N, D]") if attention is not None else ("x0", "[B, N, D]")
-    x = _finite(name, as_tensor(model, x))
-    if x.dim() != len(want.split(",")) or x.shape[-1] != E.DIM:
-        raise ValueError(f"{name} must be {want} with D = {E.DIM}, got {list(x.shape)}")
-    b, n = x.shape[0], x.shape[-2]
-    given = {"valid": as_tensor(model, valid, torch.bool)}
-    if attention is not None:
-        given["attention"] = as_tensor(model, attention)
-    for label, t in given.items():
-        if t.shape != (b, n):
-            raise ValueError(f"{label} must be [B={b}, N={n}] like {name}, got {list(t.shape)}")
-    w, c = as_tensor(model, w), model.model_cfg.code_dim
-    if w.dim() != 2 or w.shape[0] not in (1, b) or w.shape[1] != c:
-        raise ValueError(f"codes must be [1 or {b}, {c}] for this model, got {list(w.shape)}")
-    return x, given.get("attention"), given["valid"], w.expand(b, -1)
+    """x as a trajectory [B, T+1, N, D] (with attention [B, N]) or, without attention, a
+    scene [B, N, D]; valid [B, N]; codes w [1 or B, C], broadcast to B. Tensors on the
+    model's device, checked before any chain runs: NaN or inf in the scene, and the shapes
+    the energy network checks (EnergyNet.check), which model.generate would otherwise
+    meet first as a broadcasting error."""
+    x = _finite("x" if attention is not None else "x0", as_tensor(model, x))
+    valid, w = as_tensor(model, valid, torch.bool), as_tensor(model, w)
+    att = as_tensor(model, attention) if attention is not None else valid.to(x.dtype)
+    if w.shape == (1, model.model_cfg.code_dim):
+        w = w.expand(x.shape[0], -1)
+    states = x if attention is not None or x.dim() != 3 else x[:, None]  # a scene: one state
+    model.net.check(states, att, w, valid)
+    return x, att, valid, w
 
 
 def infer_codes(model: ConceptModel, demos: EventBatch, steps: int | None = None) -> Codes:

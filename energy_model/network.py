@@ -95,16 +95,18 @@ class EnergyNet(nn.Module):
         self.check(x, valid, w, valid)
         return self._gate_energy(x, w, valid)
 
-    @staticmethod
-    def check(x, gate, w, valid):
+    def check(self, x, gate, w, valid):
+        """x [B, S, N, D], the gate (attention) and valid [B, N], codes w [B, C] of this
+        network's code size; else a ValueError naming what disagrees."""
         if x.dim() != 4 or x.shape[-1] != E.DIM:
             raise ValueError(f"x must be [B, S, N, {E.DIM}], got {list(x.shape)}")
         b, _, n, _ = x.shape
-        if gate.shape != (b, n) or valid.shape != (b, n) or w.dim() != 2 or w.shape[0] != b:
-            raise ValueError(
-                f"shapes disagree: x {list(x.shape)}, gate {list(gate.shape)}, "
-                f"w {list(w.shape)}, valid {list(valid.shape)}; want [B,S,N,D], [B,N], [B,C], [B,N]"
-            )
+        for label, t in (("valid", valid), ("attention", gate)):
+            if t.shape != (b, n):
+                raise ValueError(f"{label} must be [B={b}, N={n}] like x, got {list(t.shape)}")
+        c = self.cfg.code_dim
+        if w.shape != (b, c):
+            raise ValueError(f"codes must be [B={b}, {c}] for this model, got {list(w.shape)}")
 
 
 PAIR_GATES = ("attended-to-all", "attended-pairs", "relevance")
