@@ -18,7 +18,7 @@ export ARGUMENTS=color,closest,farthest,quantity-1,quantity-2,quantity-3,quantit
 evaluate() { python -m energy_model.evaluate --checkpoint "$CKPT" --threads 1 "$@"; }
 
 stream_a() {
-    evaluate --json "$OUT/eval_default.json"
+    evaluate --json "$OUT/eval_default.json" --plot "$FIGURES/eval_default.png"
     evaluate --no-baseline --seed 2 --json "$OUT/eval_default_seed2.json"
     evaluate --no-baseline --seed 10 --json "$OUT/eval_default_seed10.json"
     evaluate --no-baseline --restarts 1 --json "$OUT/eval_default_restarts1.json"

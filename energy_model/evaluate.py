@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on held-out few-shot tasks, beside the untrained network.
 
     python -m energy_model.evaluate --checkpoint CKPT [--concepts a,b] [--tasks N] [--seed S]
-                                    [--steps K [K ...]] [--json FILE]
+                                    [--steps K [K ...]] [--json FILE] [--plot PNG]
     python -m energy_model.evaluate --transfer-table [--train-steps N] [--checkpoint CKPT]
                                     [--json FILE]
 
@@ -31,7 +31,8 @@ from energy_model.checkpoint import (
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import units
 from energy_model.evaluation import evaluate, evaluate_unit
-from particle_world.io import write_json
+from energy_model.plots import plot_success
+from particle_world.io import prepare_output, write_json
 from particle_world.tasks import DEFAULT_ENTITIES
 
 PAPER_TRANSFER = {
@@ -162,6 +163,10 @@ def main(argv=None) -> int:
         help="entities per held-out scene (default: 3 8, as in training)",
     )  # fmt: skip
     p.add_argument("--json", type=Path, help="write the numbers here")
+    p.add_argument(
+        "--plot", type=Path, metavar="PNG",
+        help="draw the success per family, beside the untrained network, as a bar chart",
+    )  # fmt: skip
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
     p.add_argument(
@@ -185,7 +190,12 @@ def main(argv=None) -> int:
         p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")
     torch.set_num_threads(args.threads)
     steps = args.steps[0] if args.steps and len(args.steps) == 1 else args.steps
+    if args.plot and args.transfer_table:
+        p.error("--plot draws the per-family table, not --transfer-table")
     try:
+        for flag, path in (("--json", args.json), ("--plot", args.plot)):
+            if path is not None:
+                prepare_output(flag, path)
         if args.transfer_table:
             if args.checkpoint:
                 model = _with_restarts(
@@ -229,6 +239,8 @@ def main(argv=None) -> int:
                         tuple(args.entities), progress=bar,
                     )  # fmt: skip
             print(table(results))
+            if args.plot:
+                plot_success(results, args.plot)
             inference = models["trained"].inference_cfg
             out = {**results["trained"], "baselines": {k: v for k, v in results.items()
                                                        if k != "trained"},

@@ -49,3 +49,24 @@ def plot_curves(metrics: Path, out: Path) -> None:
     ax1.set_xlabel("step")
     ax1.set_title("held-out success rate")
     save_figure(fig, out)
+
+
+def plot_success(results: dict[str, dict], out: Path, target: float = 0.9) -> None:
+    """Held-out success per concept family, one bar per model (results: model name ->
+    evaluation with 'concepts'), the target drawn as a line: the evaluation table at a
+    glance."""
+    names = list(next(iter(results.values()))["concepts"])
+    height = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(names) + 1.2))
+    for k, (model, res) in enumerate(results.items()):
+        rates = [res["concepts"][n]["success_rate"] for n in names]
+        mean = sum(rates) / len(rates)
+        ys = [i + (k - (len(results) - 1) / 2) * height for i in range(len(names))]
+        ax.barh(ys, rates, height=height, label=f"{model} (mean {mean:.1%})")
+    ax.axvline(target, color="k", ls="--", lw=0.8, label=f"target {target:.0%}")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("held-out success rate")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    save_figure(fig, out)

@@ -70,6 +70,17 @@ def temp_beside(path: str | os.PathLike) -> Path:
     return Path(tmp)
 
 
+def prepare_output(flag: str, path: str | os.PathLike) -> None:
+    """Make the folder of an output file now, so that a path that cannot be written fails
+    at once with one line naming the flag, not after a long run with a traceback."""
+    if Path(path).is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name in it")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: cannot make its folder ({err})") from None
+
+
 def npz_path(path: str | os.PathLike) -> Path:
     """The path np.savez would write: `.npz` appended unless already there."""
     path = Path(path)

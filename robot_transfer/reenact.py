@@ -35,7 +35,7 @@ from energy_model.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
 from energy_model.cli_config import add_config_flags, refuse_out_of_range  # noqa: E402
 from particle_world import Task, sample_task  # noqa: E402
 from particle_world.concepts import get_family  # noqa: E402
-from particle_world.io import load_events, write_json  # noqa: E402
+from particle_world.io import load_events, prepare_output, write_json  # noqa: E402
 from robot_transfer.controllers import PlannerConfig, controller_class, make_controller  # noqa: E402
 from robot_transfer.mpc import run_closed_loop  # noqa: E402
 from robot_transfer.robots import ROBOTS, RobotError, resolve_robot  # noqa: E402
@@ -236,17 +236,10 @@ def parse_args(argv=None) -> tuple[ReenactConfig, dict]:
 
 
 def make_out_folders(cfg: ReenactConfig) -> None:
-    """Make the folders of --out and --metrics-json now, so that a path that cannot be
-    written fails in a moment with one line, not after the run with a traceback."""
+    """Make the folders of --out and --metrics-json before the run (prepare_output)."""
     for flag, path in (("--out", cfg.out), ("--metrics-json", cfg.metrics_json)):
-        if path is None:
-            continue
-        if Path(path).is_dir():
-            raise ValueError(f"{flag} {path} is a folder; give a file name in it")
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ValueError(f"{flag} {path}: cannot make its folder ({err})") from None
+        if path is not None:
+            prepare_output(flag, path)
 
 
 def main(argv=None) -> int:

@@ -241,6 +241,27 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
             evaluate_cli.main([*base, *bad])
 
 
+def test_evaluate_plots_the_table_and_refuses_unwritable_outputs_first(trained, tmp_path, capsys):
+    """--plot draws one bar per model and family (a PNG); an output that cannot be written
+    fails before any evaluation, on one line, and nothing is left behind."""
+    _, out, _ = trained
+    base = ["--checkpoint", str(out / "final.pt"), "--concepts", "quantity-1", "--tasks", "1"]
+    png = tmp_path / "figs" / "success.png"
+    assert evaluate_cli.main([*base, "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in png.parent.iterdir()] == ["success.png"]
+    (tmp_path / "file").write_text("")
+    capsys.readouterr()
+    for flag, path, message in (("--json", tmp_path / "file" / "e.json", "cannot make its folder"),
+                                ("--plot", tmp_path, "is a folder")):  # fmt: skip
+        assert evaluate_cli.main([*base, flag, str(path)]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"error: {flag} ") and message in captured.err
+        assert "evaluating" not in captured.err and captured.out == ""
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--transfer-table", "--plot", str(png)])
+
+
 def test_cli_help_lists_every_option_with_its_docstring(capsys):
     """--help renders every config field's docstring, percent signs and all."""
     with pytest.raises(SystemExit) as exit_:
