@@ -28,6 +28,7 @@ from energy_model.checkpoint import (
     load_model,
     read_checkpoint,
 )
+from energy_model.cli_config import positive_int, seed_int
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import units
 from energy_model.evaluation import evaluate, evaluate_unit
@@ -68,13 +69,6 @@ def table(results: dict[str, dict]) -> str:
     )
     lines.append(f"{'':15s} | {means}")
     return "\n".join(lines)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _with_restarts(model, restarts: int | None, generation_restarts: int | None = None):
@@ -151,10 +145,12 @@ def main(argv=None) -> int:
         "--transfer-table, its row of the table instead of training the four models",
     )  # fmt: skip
     p.add_argument("--concepts", help="comma-separated families (default: all)")
-    p.add_argument("--tasks", type=_positive, default=20, help="held-out tasks per family and role")
-    p.add_argument("--seed", type=int, default=1, help="seed of the held-out tasks")
     p.add_argument(
-        "--steps", type=_positive, nargs="+", metavar="N",
+        "--tasks", type=positive_int, default=20, help="held-out tasks per family and role"
+    )
+    p.add_argument("--seed", type=seed_int, default=1, help="seed of the held-out tasks")
+    p.add_argument(
+        "--steps", type=positive_int, nargs="+", metavar="N",
         help="test-time Langevin steps (default: as trained); several values: each task "
         "picks among them the one that best reproduces its own demos",
     )  # fmt: skip
@@ -170,21 +166,21 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
     p.add_argument(
-        "--train-steps", type=_positive, default=600, help="transfer table: steps per run"
+        "--train-steps", type=positive_int, default=600, help="transfer table: steps per run"
     )
     p.add_argument("--pair-gate", help="transfer table: the model's pair gate (default: as config)")
     p.add_argument(
-        "--restarts", type=_positive,
+        "--restarts", type=positive_int,
         help="identification chains per scene, the lowest-energy one kept (default: the "
         "checkpoint's inference.restarts; 1 reproduces tables measured before restarts)",
     )  # fmt: skip
     p.add_argument(
-        "--generation-restarts", type=_positive,
+        "--generation-restarts", type=positive_int,
         help="generation chains per query, one from x^0 and the others from uniform "
         "positions and colors, the lowest-energy one kept (default: the checkpoint's "
         "inference.generation_restarts)",
     )  # fmt: skip
-    p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
     if not 1 <= args.entities[0] <= args.entities[1]:
         p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")

@@ -102,6 +102,7 @@ def check_config(cfg: TrainConfig) -> None:
     inf, loss = cfg.inference, cfg.loss
     refuse_out_of_range(cfg, {
         "steps": (cfg.steps >= 1, "at least 1"),
+        "seed": (cfg.seed >= 0, "0 or more"),
         "batch_size": (cfg.batch_size >= 1, "at least 1"),
         "queries": (cfg.queries >= 1, "at least 1"),
         "lr": (cfg.lr > 0, "positive"),

@@ -89,6 +89,7 @@ class ReenactConfig:
 
     def __post_init__(self):
         refuse_out_of_range(self, {
+            "seed": (self.seed >= 0, "0 or more"),
             "duration": (self.duration > 0, "positive"),
             "running": (self.running >= 0, "0 or more"),
             "effort": (self.effort >= 0, "0 or more"),

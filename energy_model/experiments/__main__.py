@@ -43,9 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prepare_folder(flag: str, path: Path) -> None:
+    """Make an output folder before the experiment runs, so that a path that cannot be one
+    fails at once on one line, not after minutes of training."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExperimentError(f"{flag} {path} cannot be a folder ({err})") from None
+
+
 def run_one(name: str, argv: list[str]) -> None:
     module = experiment(name)
     args = build_parser().parse_args([name, *argv])
+    prepare_folder("--out", args.out)
+    if "runs" in vars(args):
+        prepare_folder("--runs", args.runs)
     t0 = time.time()
     result = module.run(args)
     print(f"\n## {name} ({time.time() - t0:.0f} s; written to {args.out})\n")

@@ -16,6 +16,7 @@ import torch
 from matplotlib.axes import Axes
 
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, load_model
+from energy_model.cli_config import positive_int, seed_int
 from energy_model.config import ModelConfig, TrainConfig
 from energy_model.data import collate
 from energy_model.evaluation import evaluate_unit, held_out_tasks
@@ -64,11 +65,14 @@ class ExperimentError(RuntimeError):
 
 def add_common_args(parser: argparse.ArgumentParser, tasks: int) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for PNGs and JSON")
-    parser.add_argument("--seed", type=int, default=0, help="seeds tasks, samplers and trainings")
     parser.add_argument(
-        "--tasks", type=int, default=tasks, help=f"held-out tasks per measurement (default {tasks})"
+        "--seed", type=seed_int, default=0, help="seeds tasks, samplers and trainings"
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--tasks", type=positive_int, default=tasks,
+        help=f"held-out tasks per measurement (default {tasks})",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
 
 
 def add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +87,7 @@ def add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
 def add_training_args(parser: argparse.ArgumentParser, cpu_steps: int) -> None:
     parser.add_argument(
         "--train-steps",
-        type=int,
+        type=positive_int,
         help=f"steps per training (default {cpu_steps} on cpu, {FULL_TRAIN_STEPS} on cuda)",
     )
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
@@ -93,12 +97,12 @@ def add_training_args(parser: argparse.ArgumentParser, cpu_steps: int) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         help=f"tasks per step (default {CPU_BATCH_SIZE} on cpu, {FULL_BATCH_SIZE} on cuda)",
     )
     parser.add_argument(
         "--hidden",
-        type=int,
+        type=positive_int,
         default=ModelConfig().hidden,
         help="width of the networks' hidden layers",
     )

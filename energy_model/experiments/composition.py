@@ -30,6 +30,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from energy_model.cli_config import positive_int
 from energy_model.experiments import common as C
 from particle_world import Event, Instance, get_family, sample_task
 from particle_world import entities as E
@@ -61,7 +62,9 @@ def mode_label(mode: str, a: str, b: str) -> str:
 def add_arguments(parser) -> None:
     C.add_common_args(parser, tasks=50)
     C.add_checkpoint_arg(parser)
-    parser.add_argument("--steps", type=int, help="test-time Langevin steps (default: as trained)")
+    parser.add_argument(
+        "--steps", type=positive_int, help="test-time Langevin steps (default: as trained)"
+    )
 
 
 # ----------------------------------------------------------------------------- generation

@@ -71,6 +71,34 @@ def test_missing_checkpoint_says_what_to_do(tmp_path, capsys):
     assert "energy_model.train" in err and "--checkpoint" in err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fig4", "--tasks", "0"], "argument --tasks: must be at least 1, got 0"),
+        (["fig6", "--threads", "0"], "argument --threads: must be at least 1, got 0"),
+        (["fig4", "--seed", "-1"], "argument --seed: a seed must be 0 or more, got -1"),
+        (["composition", "--steps", "0"], "argument --steps: must be at least 1, got 0"),
+        (["fig7", "--train-steps", "0"], "argument --train-steps: must be at least 1, got 0"),
+    ],
+)
+def test_bad_options_are_refused_by_name(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--out", "--runs"])
+def test_an_output_folder_that_cannot_be_made_fails_before_any_work(flag, tmp_path, capsys):
+    """(it failed with a traceback after the figures were computed, or the runs trained)"""
+    (tmp_path / "file").write_text("")
+    argv = ["fig7", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    argv[argv.index(flag) + 1] = str(tmp_path / "file" / "sub")
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag} ") and "cannot be a folder" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_fig4(checkpoint, tmp_path):
     assert (
         main(

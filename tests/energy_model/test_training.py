@@ -178,6 +178,7 @@ def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_pa
         (["--n-entities", "5,2"], "--n-entities must be MIN,MAX with 1 <= MIN <= MAX"),
         (["--inference.w.steps", "-1"], "--inference.w.steps must be 0 or more"),
         (["--device", "tpu"], "--device must be cpu or cuda"),
+        (["--seed", "-1"], "--seed must be 0 or more (got -1)"),
     ],
 )
 def test_settings_out_of_range_are_refused_before_any_work(argv, message, tmp_path, capsys):
@@ -236,7 +237,8 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
     assert written["restarts"] == InferenceConfig().restarts
     assert written["generation_restarts"] == InferenceConfig().generation_restarts
     for bad in (["--steps", "0"], ["--restarts", "0"], ["--generation-restarts", "0"],
-                ["--tasks", "0"], ["--threads", "0"], ["--entities", "5", "2"]):  # fmt: skip
+                ["--tasks", "0"], ["--threads", "0"], ["--entities", "5", "2"],
+                ["--seed", "-1"]):  # fmt: skip
         with pytest.raises(SystemExit):
             evaluate_cli.main([*base, *bad])
 

@@ -149,6 +149,7 @@ def test_missing_file_is_refused(tmp_path):
             r"--samples must be at least 1 \(got 0\); --elite must be in \(0, 1\]",
         ),
         (["--duration", "-1"], r"--duration must be positive \(got -1.0\)"),
+        (["--seed", "-1", "--cost", "oracle"], r"--seed must be 0 or more \(got -1\)"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys):
