@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
@@ -249,9 +250,39 @@ def from_dict(cls, data: dict):
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
+        if not _fits(hint, value):
+            raise ValueError(f"{cls.__name__}.{name} must be {_type_name(hint)}, got {value!r}")
         if is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
         elif typing.get_origin(hint) is tuple and isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _fits(hint, value) -> bool:
+    """Whether a value read from JSON suits a config field's type hint (an int for a float,
+    a list for a tuple; a bool is no number)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, value) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        allowed = int if hint is int else (int, float)
+        return isinstance(value, allowed) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_fits(args[0], v) for v in value)
+    if is_dataclass(hint):
+        return isinstance(value, (dict, hint))
+    return True
+
+
+def _type_name(hint) -> str:
+    if is_dataclass(hint):
+        return f"an object of {hint.__name__} keys"
+    return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__

@@ -291,6 +291,23 @@ def paper_overrides() -> dict:
     }
 
 
+def read_config_file(path: Path) -> dict:
+    """The config values of a --config file; a file that is not a JSON object of them is
+    refused in one line."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise ValueError(f"--config {path}: cannot read it ({err.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--config {path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"--config {path} must hold one JSON object of config values, as a run's "
+            "config.json does"
+        )
+    return data
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -304,7 +321,7 @@ def main(argv=None) -> int:
         else:
             base = paper_overrides() if args.paper else {}
             if args.config:
-                base.update(json.loads(args.config.read_text()))
+                base.update(read_config_file(args.config))
         cfg = build_config(TrainConfig, args, base)
         units(cfg.concepts)  # unknown names fail here, before any work
         train(cfg, args.out, resume=args.resume, quiet=args.quiet)

@@ -188,6 +188,28 @@ def test_settings_out_of_range_are_refused_before_any_work(argv, message, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"steps": ', "is not valid JSON (Expecting value"),
+        ("[1, 2]", "must hold one JSON object of config values"),
+        ('{"model": {"hidden": "wide"}}', "ModelConfig.hidden must be int, got 'wide'"),
+        ('{"n_entities": [3, "x"]}', "TrainConfig.n_entities must be tuple[int, int]"),
+        ('{"ema": true}', "TrainConfig.ema must be float, got True"),
+        ('{"inference": 3}', "TrainConfig.inference must be an object of InferenceConfig keys"),
+        ('{"bogus": 1}', "unknown TrainConfig keys: bogus"),
+    ],
+)
+def test_a_bad_config_file_is_refused_in_one_line(text, message, tmp_path, capsys):
+    (tmp_path / "c.json").write_text(text)
+    assert (
+        train_cli.main(["--out", str(tmp_path / "run"), "--config", str(tmp_path / "c.json")]) == 1
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tmp_path, capsys):
     """--init starts from the checkpoint's weights (a fine-tune keeps the trained error), and
     a checkpoint of another width is refused with the keys that differ."""
