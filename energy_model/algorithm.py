@@ -158,6 +158,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             loss_x = loss_x + cfg.target * out["target_x"]
 
     if w_a is not None:
+        if cfg.energy_reg_identification is not None:
+            cfg = replace(cfg, energy_reg=cfg.energy_reg_identification)
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
         energy_of_gate = model.identification_energy_fn(x0, wq, valid)

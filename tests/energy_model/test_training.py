@@ -336,6 +336,22 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     assert model.code_init.grad.abs().sum(1).gt(0).all()  # both contexts' starts
 
 
+def test_identifications_regulariser_weight_can_be_set_apart():
+    """loss.energy_reg_identification weighs identification's energy^2 alone: with it at 0,
+    identification's loss is that of energy_reg 0 and generation's that of energy_reg 0.1."""
+    model, batch = fresh_model_and_batch()
+
+    def loss(**kw):
+        torch.manual_seed(0)  # the same chains' noise and starts in every call
+        return meta_loss(model, batch, LossConfig(code_contrast=1.0, **kw))
+
+    apart = loss(energy_reg=0.1, energy_reg_identification=0.0)
+    no_reg, reg = loss(energy_reg=0.0), loss(energy_reg=0.1)
+    assert apart["loss_a"].item() == pytest.approx(no_reg["loss_a"].item(), abs=1e-6)
+    assert apart["loss_x"].item() == pytest.approx(reg["loss_x"].item(), abs=1e-6)
+    assert reg["loss_a"].item() > no_reg["loss_a"].item() + 1e-4
+
+
 @pytest.mark.parametrize("context", ["identification", "generation"])
 def test_one_contexts_kl_can_be_left_out_and_its_chain_undifferentiated(context):
     """kl_<context> False: no kl term of that context, and no gradient reaches its chain's
