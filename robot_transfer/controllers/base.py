@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 
 from energy_model.cli_config import refuse_out_of_range
+from robot_transfer.objective import Objective
+from robot_transfer.rollouts import RolloutEngine
 
 
 @dataclass
@@ -66,6 +68,21 @@ class PlannerConfig:
         values = {k: v for k, v in overrides.items() if k in names}
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)
+
+
+class Planner:
+    """What every controller holds: the planning model's rollout engine, the objective, the
+    torque limits and the config."""
+
+    def __init__(
+        self,
+        engine: RolloutEngine,
+        objective: Objective,
+        ctrl_range: np.ndarray,
+        config: PlannerConfig,
+    ):
+        self.engine, self.objective, self.config = engine, objective, config
+        self.lo, self.hi = ctrl_range[:, 0], ctrl_range[:, 1]  # [nu]
 
 
 class Controller(Protocol):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from robot_transfer.controllers.base import PlannerConfig
+from robot_transfer.controllers.base import Planner, PlannerConfig
 from robot_transfer.objective import Objective
 from robot_transfer.rollouts import RolloutEngine, Spline
 
@@ -21,7 +21,7 @@ FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 STEP_SIZES = (1.0, 0.5, 0.25, 0.1, 0.03)
 
 
-class ILQR:
+class ILQR(Planner):
     """Iterative LQR over per-step controls of the planning model."""
 
     def __init__(
@@ -31,12 +31,11 @@ class ILQR:
         ctrl_range: np.ndarray,
         config: PlannerConfig,
     ):
-        self.engine, self.objective, self.config = engine, objective, config
+        super().__init__(engine, objective, ctrl_range, config)
         self.model = model = engine.model
         dt = model.opt.timestep
         steps = max(2, round(config.horizon / dt))
         self.spline = Spline(steps, steps, dt, "zero")
-        self.lo, self.hi = ctrl_range[:, 0], ctrl_range[:, 1]
         self.data = mujoco.MjData(model)
         self._ref = mujoco.MjData(model)
         nx, nu, ns = 2 * model.nv + model.na, model.nu, model.nsensordata

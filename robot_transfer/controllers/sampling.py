@@ -10,12 +10,12 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from robot_transfer.controllers.base import PlannerConfig
+from robot_transfer.controllers.base import Planner, PlannerConfig
 from robot_transfer.objective import Objective
 from robot_transfer.rollouts import RolloutEngine, Spline
 
 
-class SamplingPlanner(ABC):
+class SamplingPlanner(Planner, ABC):
     """Receding-horizon planner over spline knots; subclasses define `update`."""
 
     def __init__(
@@ -25,10 +25,9 @@ class SamplingPlanner(ABC):
         ctrl_range: np.ndarray,
         config: PlannerConfig,
     ):
-        self.engine, self.objective, self.config = engine, objective, config
+        super().__init__(engine, objective, ctrl_range, config)
         dt = engine.model.opt.timestep
         self.spline = Spline(max(2, round(config.horizon / dt)), config.knots, dt, config.spline)
-        self.lo, self.hi = ctrl_range[:, 0], ctrl_range[:, 1]  # [nu]
         self.sigma0 = config.noise * (self.hi - self.lo) / 2  # [nu]
         levels = np.arange(config.samples) % max(1, config.noise_levels)
         self.scales = 0.25 ** levels[:, None, None]  # [S, 1, 1]
