@@ -475,3 +475,16 @@ def test_shipped_checkpoint_loads_from_any_working_directory(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     model = load_model(DEFAULT_CHECKPOINT)
     assert model.model_cfg.relational and not model.training
+
+
+@pytest.mark.parametrize(
+    "path", sorted(DEFAULT_CHECKPOINT.parent.glob("*.pt")), ids=lambda p: p.name
+)
+def test_every_shipped_checkpoint_loads_and_infers(path, batch):
+    """Each checkpoint in assets/ matches this version's format and configs, and scores
+    its batch to finite energies."""
+    model = load_model(path)
+    w_x, w_a = model.infer_codes(batch.demo_x, batch.demo_att, batch.demo_valid)
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    assert torch.isfinite(model.generation_energy(x, att, w_x, valid)).all()
+    assert torch.isfinite(model.identification_energy(x[:, 0], att, w_a, valid)).all()
