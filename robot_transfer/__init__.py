@@ -17,6 +17,14 @@ the concept. `python robot_transfer/reenact.py --help` runs it end to end.
     video        offscreen frames with the demo inset, written atomically
 """
 
+import importlib.util
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering unless the user chose
+
+# dm_control's EGL backend starts Mesa, and with it Mesa's LLVM, as soon as it is imported;
+# where triton is installed, torch loads triton's own LLVM later (on the first optimizer, for
+# one) and that second LLVM crashes the process (a segfault in triton's import). Loaded
+# first, triton's LLVM and Mesa's live side by side; it costs 0.1 s.
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
