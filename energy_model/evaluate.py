@@ -6,10 +6,11 @@
                                     [--json FILE]
 
 The first prints, per concept family, generation error, attention error and success rate
-(a metric that does not apply to a family's roles is shown as '-', null in the JSON). The
-second reproduces the paper's transfer table on region-point: untrained, trained on
-generation only, on identification only, on both; with --checkpoint, that checkpoint's row
-(compared with the paper's 'both').
+(a metric that does not apply to a family's roles is shown as '-', null in the JSON; the
+JSON also records the settings that produced it: checkpoint, seed, tasks, entities, steps
+(null: as trained) and restarts). The second reproduces the paper's transfer table on
+region-point: untrained, trained on generation only, on identification only, on both; with
+--checkpoint, that checkpoint's row (compared with the paper's 'both').
 """
 
 from __future__ import annotations
@@ -240,6 +241,8 @@ def main(argv=None) -> int:
             inference = models["trained"].inference_cfg
             out = {**results["trained"], "baselines": {k: v for k, v in results.items()
                                                        if k != "trained"},
+                   "checkpoint": str(args.checkpoint), "seed": args.seed, "tasks": args.tasks,
+                   "entities": list(args.entities), "steps": args.steps,
                    "restarts": inference.restarts,
                    "generation_restarts": inference.generation_restarts}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:

@@ -23,6 +23,7 @@ from energy_model.evaluation import evaluate_unit
 from energy_model.model import generation_mask
 from energy_model.train import build_model, train
 from particle_world import entities as E
+from particle_world.tasks import DEFAULT_ENTITIES
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -256,6 +257,9 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
     assert results[0] == results[1]
     assert 0.0 <= results[2]["success_rate"] <= 1.0
     written = json.loads(path.read_text())
+    assert written["checkpoint"] == str(out / "final.pt")
+    assert (written["seed"], written["tasks"], written["steps"]) == (1, 2, [2, 6])
+    assert written["entities"] == list(DEFAULT_ENTITIES)
     assert written["restarts"] == InferenceConfig().restarts
     assert written["generation_restarts"] == InferenceConfig().generation_restarts
     for bad in (["--steps", "0"], ["--restarts", "0"], ["--generation-restarts", "0"],
