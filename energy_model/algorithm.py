@@ -17,6 +17,9 @@ L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: o
 + transplant * softplus(E(truth) - E(transplant))       (optional: the outcome of another
                                                         query of the task moved into this
                                                         query's scene; generation only)
++ score_match * |sigma grad E(x^1 + sigma eps) / kappa - eps|^2
+                                                       (optional: denoising score matching
+                                                        of generation's energy)
 """
 
 from __future__ import annotations
@@ -60,15 +63,39 @@ def _code_contrast(out: dict, var: str, e_pos, e_other, cfg: LossConfig) -> torc
     return cfg.code_contrast * out[f"cc_{var}"] + cfg.energy_reg * e_other.square().mean()
 
 
-def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
-    """[2B, T+1, N, D]: each demonstrated trajectory with Gaussian noise on what generation
-    moves (one scale per event, log-uniform in [scale / 10, scale], clamped to the world),
-    then each held at its start (x~'s starting point)."""
+def noised_outcomes(traj, att, scale: float):
+    """Each demonstrated trajectory [B, T+1, N, D] with Gaussian noise on what generation
+    moves, one scale per event, log-uniform in [scale / 10, scale]: (noisy, the unit noise
+    eps where it was added, the scales sigma [B])."""
     mask = generation_mask(traj, att)
     sigma = scale * 10 ** -torch.rand(traj.shape[0], device=traj.device, dtype=traj.dtype)
-    noisy = traj + sigma[:, None, None, None] * torch.randn_like(traj) * mask
+    eps = torch.randn_like(traj) * mask
+    return traj + sigma[:, None, None, None] * eps, eps, sigma
+
+
+def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
+    """[2B, T+1, N, D]: the noised outcomes clamped to the world, then each trajectory held
+    at its start (x~'s starting point)."""
     lo, hi = feature_bounds(traj.device, traj.dtype)
-    return torch.cat([torch.clamp(noisy, lo, hi), generation_start(traj, att)])
+    noisy = torch.clamp(noised_outcomes(traj, att, scale)[0], lo, hi)
+    return torch.cat([noisy, generation_start(traj, att)])
+
+
+def score_matching(model: ConceptModel, traj, att, wq, valid, cfg: LossConfig) -> torch.Tensor:
+    """Denoising score matching (Vincent 2011) on generation's energy, per coordinate that
+    generation moves: |sigma grad E(x^1 + sigma eps) / kappa - eps|^2, kappa =
+    score_temperature. Its minimum makes exp(-E / kappa) the demonstrated outcomes' density
+    smoothed by the noise, so the energy slopes down to the demonstrated outcome from every
+    side and every scale in [score_scale / 10, score_scale], not only where the chain ends.
+    Differentiated into the network and, through w, the code inference."""
+    noisy, eps, sigma = noised_outcomes(traj, att, cfg.score_scale)
+    noisy = noisy.detach().requires_grad_()
+    energy = model.generation_energy(noisy, att, wq, valid)
+    (grad,) = torch.autograd.grad(energy.sum(), noisy, create_graph=True)
+    mask = generation_mask(traj, att)
+    resid = (sigma[:, None, None, None] * grad / cfg.score_temperature - eps) * mask
+    per_event = resid.square().flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1)
+    return per_event.mean()
 
 
 def flipped_attention(att, valid) -> torch.Tensor:
@@ -152,6 +179,9 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             out["tp_x"] = (F.softplus(e_pos - e_t) * weight).sum()
             reg = (e_t.square() * weight).sum()
             loss_x = loss_x + cfg.transplant * out["tp_x"] + cfg.energy_reg * reg
+        if cfg.score_match > 0:
+            out["sm_x"] = score_matching(model, traj, att, wq, valid, cfg)
+            loss_x = loss_x + cfg.score_match * out["sm_x"]
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)
             out["target_x"] = sq.flatten(1).sum(1).mean()

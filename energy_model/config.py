@@ -190,6 +190,17 @@ class LossConfig:
     of the same task: wrong where the concept depends on the scene (north of this scene's
     cross), as right as the truth where it does not (a place, a color, a shape anywhere),
     so in expectation it teaches only the scene-dependent part; 0 off."""
+    score_match: float = 0.0
+    """Weight of denoising score matching on generation's energy (algorithm.score_matching):
+    noise on the demonstrated outcome's moving features, the energy's gradient there asked
+    to point back by eps / sigma (times score_temperature), so the energy's minimum is the
+    data's at every noise scale, which the chain's negatives shape only where it ends; 0 off."""
+    score_scale: float = 0.3
+    """Largest noise scale of score matching (world units); scales are log-uniform down to a
+    tenth of it."""
+    score_temperature: float = 0.1
+    """kappa: score matching fits exp(-E / kappa) to the smoothed data density, so the energy's
+    differences stay near the scale the energy^2 regulariser keeps (0.2 from a miss of 0.1)."""
 
 
 @dataclass
