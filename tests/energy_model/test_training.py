@@ -14,8 +14,8 @@ from energy_model.algorithm import (
     meta_loss,
     noised_outcomes,
     perturbed_outcomes,
-    score_matching,
     scheduled,
+    score_matching,
     transplanted_outcomes,
 )
 from energy_model.checkpoint import load_model
