@@ -196,9 +196,9 @@ class LossConfig:
     to point back by eps / sigma (times score_temperature), so the energy's minimum is the
     data's at every noise scale, which the chain's negatives shape only where it ends; 0 off.
     Measured (docs/learning.md, "Denoising score matching"): at 1 the five region families
-    reach 59% / 55% against 21% / 23%, but with all families it trades identification for generation
-    (held-out 42.2% / 44.5% at 1, 43.0% / 44.1% at 0.3, against the default's 42.3% / 42.5%),
-    so it is off by default."""
+    reach 59% / 55% against 21% / 23%, but with all families it trades identification for
+    generation (held-out 42.2% / 44.5% at 1, 43.0% / 44.1% at 0.3, against the default's
+    42.3% / 42.5%), so it is off by default."""
     score_scale: float = 0.3
     """Largest noise scale of score matching (world units); scales are log-uniform down to a
     tenth of it."""
