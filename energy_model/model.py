@@ -98,32 +98,28 @@ class ConceptModel(nn.Module):
 
     def conditioned(self, w: torch.Tensor, sigma=None) -> torch.Tensor:
         """What the network takes as its code: w [B, C], and for a noise-conditional energy
-        the noise level sigma ([B], a float, or None for the lowest level sigma_max / 10)
-        as sigma / sigma_max beside it."""
+        the noise level sigma ([B], a float or None for 0) as sigma / sigma_max beside it."""
         c = self.model_cfg.code_dim
         if w.dim() != 2 or w.shape[1] != c:
             raise ValueError(f"codes must be [B, {c}] for this model, got {list(w.shape)}")
         if not self.conditional:
             return w
-        top = self.model_cfg.noise_conditional
-        level = torch.as_tensor(top / 10 if sigma is None else sigma, dtype=w.dtype)
-        level = level.to(w.device).view(-1, 1).expand(w.shape[0], 1)
-        return torch.cat([w, level / top], dim=1)
+        level = w.new_zeros(w.shape[0], 1)
+        if sigma is not None:
+            level = level + torch.as_tensor(sigma, dtype=w.dtype, device=w.device).view(-1, 1)
+        return torch.cat([w, level / self.model_cfg.noise_conditional], dim=1)
 
-    def noise_levels(self, steps: int) -> list[float | None]:
+    def noise_levels(self, steps: int) -> list[float]:
         """The noise level of each step of generation's chain: sigma_max falling
-        geometrically over the first inference_cfg.anneal_steps to the lowest level
-        sigma_max / 10, where the rest run (None, the lowest level, for an energy without
-        levels)."""
-        if not self.conditional:
-            return [None] * steps
-        a, top = self.inference_cfg.anneal_steps, self.model_cfg.noise_conditional
-        fall = [min(k / (a - 1), 1.0) if a > 1 else float(k >= a) for k in range(steps)]
-        return [top * 10**-f for f in fall]
+        geometrically to sigma_max / 10 over the first inference_cfg.anneal_steps, then 0
+        (all 0 for an energy without levels)."""
+        a = self.inference_cfg.anneal_steps if self.conditional else 0
+        top = self.model_cfg.noise_conditional
+        return [top * 10 ** (-k / max(a - 1, 1)) if k < a else 0.0 for k in range(steps)]
 
     def energy(self, x, gate, w, valid) -> torch.Tensor:
         """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B], the generation
-        context's energy (what a robot's cost scores states with; the lowest noise level)."""
+        context's energy (what a robot's cost scores states with; noise level 0)."""
         return self.net(x, gate, self.conditioned(w), valid)
 
     def context_net(self, context: str) -> nn.Module:
@@ -136,7 +132,7 @@ class ConceptModel(nn.Module):
         return {k: v.detach() for k, v in self.context_net(context).named_parameters()}
 
     def generation_energy(self, traj, gate, w, valid, params=None, sigma=None) -> torch.Tensor:
-        """sigma: the noise level of a noise-conditional energy (None: the lowest)."""
+        """sigma: the noise level of a noise-conditional energy (None: 0)."""
         w = self.conditioned(w, sigma)
         return self._call("generation", params, scored_states(traj), gate, w, valid)
 
@@ -200,7 +196,7 @@ class ConceptModel(nn.Module):
         that ends at the lowest energy is kept, eq. 3's argmin over x approached from
         several starts. With record, each recorded step keeps its own lowest-energy chain.
         A noise-conditional energy is annealed along the chain (noise_levels); chains are
-        compared at the lowest level."""
+        compared at level 0."""
         r = self.inference_cfg.generation_restarts if restarts is None else restarts
         _check_restarts(r, create_graph)
         b = traj.shape[0]

@@ -557,22 +557,20 @@ def noise_conditional_model():
 
 
 def test_a_noise_conditional_energy_takes_its_level_and_anneals_generation():
-    """The lowest level, sigma_max / 10, is the energy every other caller sees; generation's
-    chain falls to it from sigma_max over inference.anneal_steps, then stays."""
+    """Level 0 is the clean energy every other caller sees; generation's chain falls from
+    sigma_max to sigma_max / 10 over inference.anneal_steps, then runs at 0."""
     model = noise_conditional_model()
     levels = model.noise_levels(10)
-    assert levels == pytest.approx([0.3 * 10 ** (-k / 4) for k in range(5)] + [0.03] * 5)
-    model.inference_cfg.anneal_steps = 0
-    assert model.noise_levels(3) == pytest.approx([0.03] * 3)
-    model.inference_cfg.anneal_steps = 5
-    assert build_model(tiny_config()).noise_levels(10) == [None] * 10
+    assert levels[:5] == pytest.approx([0.3 * 10 ** (-k / 4) for k in range(5)])
+    assert levels[5:] == [0.0] * 5
+    assert build_model(tiny_config()).noise_levels(10) == [0.0] * 10
     _, batch = fresh_model_and_batch()
     traj, att, valid = flat_queries(batch)
     w = torch.randn(len(traj), 8)
-    lowest = model.generation_energy(traj, att, w, valid)
-    assert torch.equal(lowest, model.generation_energy(traj, att, w, valid, sigma=0.03))
-    assert torch.equal(lowest, model.energy(traj[:, 1:], att, w, valid))
-    assert not torch.allclose(lowest, model.generation_energy(traj, att, w, valid, sigma=0.3))
+    clean = model.generation_energy(traj, att, w, valid)
+    assert torch.equal(clean, model.generation_energy(traj, att, w, valid, sigma=0.0))
+    assert torch.equal(clean, model.energy(traj[:, 1:], att, w, valid))
+    assert not torch.allclose(clean, model.generation_energy(traj, att, w, valid, sigma=0.3))
     seen = []
     scored = model.generation_energy
 
