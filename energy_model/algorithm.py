@@ -87,12 +87,10 @@ def score_matching(model: ConceptModel, traj, att, wq, valid, cfg: LossConfig) -
     score_temperature. Its minimum makes exp(-E / kappa) the demonstrated outcomes' density
     smoothed by the noise, so the energy slopes down to the demonstrated outcome from every
     side and every scale in [score_scale / 10, score_scale], not only where the chain ends.
-    Differentiated into the network and, through w, the code inference. A noise-conditional
-    energy draws its noise up to its own sigma_max and is scored at each event's level."""
-    top = model.model_cfg.noise_conditional if model.conditional else cfg.score_scale
-    noisy, eps, sigma = noised_outcomes(traj, att, top)
+    Differentiated into the network and, through w, the code inference."""
+    noisy, eps, sigma = noised_outcomes(traj, att, cfg.score_scale)
     noisy = noisy.detach().requires_grad_()
-    energy = model.generation_energy(noisy, att, wq, valid, sigma=sigma)
+    energy = model.generation_energy(noisy, att, wq, valid)
     (grad,) = torch.autograd.grad(energy.sum(), noisy, create_graph=True)
     mask = generation_mask(traj, att)
     resid = (sigma[:, None, None, None] * grad / cfg.score_temperature - eps) * mask

@@ -47,15 +47,6 @@ class ModelConfig:
     paper: over the default's recipe it scored 38.0% / 39.0% against 42.3% / 42.5%, the
     arrangements (join, line, shapes) learning half as well without identification
     beside them (docs/learning.md)."""
-    noise_conditional: float = 0.0
-    """sigma_max of a noise-conditional generation energy (Song and Ermon 2019); 0: off. On,
-    the network takes a noise level sigma in [0, sigma_max] beside the code (as sigma /
-    sigma_max), score matching (loss.score_match, then required) draws its noise in
-    [sigma_max / 10, sigma_max] and scores at that level, and generation's chain anneals
-    the level from sigma_max down over its first inference.anneal_steps steps, ending at 0:
-    the clean energy the contrastive losses, identification and a robot's cost use. One
-    energy without the level had to trade the slope far from a place (large noise) for
-    sharp figures (small noise)."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':
@@ -112,10 +103,6 @@ class InferenceConfig:
     restarts: int = 8
     """Test-time identification runs this many chains per scene from independent random
     starts and keeps the one that ends at the lowest energy (training runs one)."""
-    anneal_steps: int = 5
-    """With a noise-conditional energy (ModelConfig.noise_conditional), the first steps of
-    generation's chain, over which the noise level falls geometrically from sigma_max to
-    sigma_max / 10; the later steps run at level 0."""
     generation_restarts: int = 1
     """Test-time generation runs this many chains per query, the first from x^0 as in
     training, the others from what generation moves drawn uniformly in the world, and keeps

@@ -53,7 +53,7 @@ def _checked(model: ConceptModel, x, attention, valid, w) -> tuple:
     if w.shape == (1, model.model_cfg.code_dim):
         w = w.expand(x.shape[0], -1)
     states = x if attention is not None or x.dim() != 3 else x[:, None]  # a scene: one state
-    model.net.check(states, att, model.conditioned(w), valid)
+    model.net.check(states, att, w, valid)
     return x, att, valid, w
 
 

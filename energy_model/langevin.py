@@ -41,13 +41,11 @@ class Langevin(nn.Module):
         bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
         record: list | None = None,
         graph_steps: int | None = None,
-        step_aware: bool = False,
     ) -> torch.Tensor:
         """Run the chain from v; only coordinates where mask is 1 move; bounds (lower, upper
         broadcast against v) clamp every iterate. Appends each iterate (detached) to record.
         With create_graph, graph_steps k keeps the graph through the last k steps only
-        (truncated backpropagation; None: through all). step_aware: energy_fn takes the
-        step's index too, energy_fn(v, k) (an annealed energy)."""
+        (truncated backpropagation; None: through all)."""
         cfg = self.cfg
         n = cfg.steps if steps is None else steps
         if not isinstance(n, int) or n < 0:
@@ -61,7 +59,7 @@ class Langevin(nn.Module):
                 v = v.detach()
             if not v.requires_grad:
                 v = v.requires_grad_()
-            energy = energy_fn(v, k) if step_aware else energy_fn(v)  # [B]
+            energy = energy_fn(v)  # [B]
             (grad,) = torch.autograd.grad(energy.sum(), v, create_graph=keep)
             if cfg.normalize:
                 grad = _normalized(grad, mask)

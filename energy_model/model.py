@@ -10,8 +10,6 @@ entities at steps t >= 1; identification moves attention logits of valid entitie
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 
@@ -69,10 +67,8 @@ class ConceptModel(nn.Module):
         super().__init__()
         self.model_cfg = model_cfg
         self.inference_cfg = inference_cfg
-        # A noise-conditional energy takes its noise level as one more code input.
-        net_cfg = replace(model_cfg, code_dim=model_cfg.code_dim + self.conditional)
-        self.net = build_energy(net_cfg)
-        self.net_a = build_energy(net_cfg) if model_cfg.context_nets else None
+        self.net = build_energy(model_cfg)
+        self.net_a = build_energy(model_cfg) if model_cfg.context_nets else None
         self.sample_x = Langevin(inference_cfg.x, E.DIM)
         self.sample_a = Langevin(inference_cfg.a, 1)
         # Code inference is per context (w_x for generation, w_a for identification): its own
@@ -91,36 +87,10 @@ class ConceptModel(nn.Module):
             else None
         )
 
-    @property
-    def conditional(self) -> bool:
-        """Whether the generation energy takes a noise level (ModelConfig.noise_conditional)."""
-        return self.model_cfg.noise_conditional > 0
-
-    def conditioned(self, w: torch.Tensor, sigma=None) -> torch.Tensor:
-        """What the network takes as its code: w [B, C], and for a noise-conditional energy
-        the noise level sigma ([B], a float or None for 0) as sigma / sigma_max beside it."""
-        c = self.model_cfg.code_dim
-        if w.dim() != 2 or w.shape[1] != c:
-            raise ValueError(f"codes must be [B, {c}] for this model, got {list(w.shape)}")
-        if not self.conditional:
-            return w
-        level = w.new_zeros(w.shape[0], 1)
-        if sigma is not None:
-            level = level + torch.as_tensor(sigma, dtype=w.dtype, device=w.device).view(-1, 1)
-        return torch.cat([w, level / self.model_cfg.noise_conditional], dim=1)
-
-    def noise_levels(self, steps: int) -> list[float]:
-        """The noise level of each step of generation's chain: sigma_max falling
-        geometrically to sigma_max / 10 over the first inference_cfg.anneal_steps, then 0
-        (all 0 for an energy without levels)."""
-        a = self.inference_cfg.anneal_steps if self.conditional else 0
-        top = self.model_cfg.noise_conditional
-        return [top * 10 ** (-k / max(a - 1, 1)) if k < a else 0.0 for k in range(steps)]
-
     def energy(self, x, gate, w, valid) -> torch.Tensor:
         """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B], the generation
-        context's energy (what a robot's cost scores states with; noise level 0)."""
-        return self.net(x, gate, self.conditioned(w), valid)
+        context's energy (what a robot's cost scores states with)."""
+        return self.net(x, gate, w, valid)
 
     def context_net(self, context: str) -> nn.Module:
         """The energy network a context scores with (one for both unless context_nets)."""
@@ -131,20 +101,16 @@ class ConceptModel(nn.Module):
         the sampler's path carries its gradient."""
         return {k: v.detach() for k, v in self.context_net(context).named_parameters()}
 
-    def generation_energy(self, traj, gate, w, valid, params=None, sigma=None) -> torch.Tensor:
-        """sigma: the noise level of a noise-conditional energy (None: 0)."""
-        w = self.conditioned(w, sigma)
+    def generation_energy(self, traj, gate, w, valid, params=None) -> torch.Tensor:
         return self._call("generation", params, scored_states(traj), gate, w, valid)
 
     def identification_energy(self, x0, gate, w, valid, params=None) -> torch.Tensor:
-        w = self.conditioned(w)
         return self._call("identification", params, x0[:, None], gate, w, valid)
 
     def identification_energy_fn(self, x0, w, valid):
         """gate [B, N] -> E(x0, gate, w) [B] at fixed scenes x0 [B, N, D] and codes w [B, C],
         for chains and sweeps over the gate (g runs once: EnergyNet.gate_energy)."""
-        net = self.context_net("identification")
-        return net.gate_energy(x0[:, None], self.conditioned(w), valid)
+        return self.context_net("identification").gate_energy(x0[:, None], w, valid)
 
     def _call(self, context, params, *args):
         net = self.context_net(context)
@@ -194,9 +160,7 @@ class ConceptModel(nn.Module):
         inference_cfg.generation_restarts), the first starts at x^0 (as in training), the
         others with what generation moves drawn uniformly within the feature bounds; the one
         that ends at the lowest energy is kept, eq. 3's argmin over x approached from
-        several starts. With record, each recorded step keeps its own lowest-energy chain.
-        A noise-conditional energy is annealed along the chain (noise_levels); chains are
-        compared at level 0."""
+        several starts. With record, each recorded step keeps its own lowest-energy chain."""
         r = self.inference_cfg.generation_restarts if restarts is None else restarts
         _check_restarts(r, create_graph)
         b = traj.shape[0]
@@ -208,14 +172,13 @@ class ConceptModel(nn.Module):
             start = uniform_features(start, mask * restarted)
         att, w, val = attention.repeat(r, 1), w_x.repeat(r, 1), valid.repeat(r, 1)
 
-        def energy(x, k=None):
-            return self.generation_energy(x, att, w, val, sigma=None if k is None else level[k])
+        def energy(x):
+            return self.generation_energy(x, att, w, val)
 
-        level = self.noise_levels(self.inference_cfg.x.steps if steps is None else steps)
         chains: list[torch.Tensor] | None = None if record is None or r == 1 else []
         out = self.sample_x(
             energy, start, mask, create_graph, steps, bounds=(lo, hi),
-            record=record if r == 1 else chains, graph_steps=graph_steps, step_aware=True,
+            record=record if r == 1 else chains, graph_steps=graph_steps,
         )  # fmt: skip
         if r == 1:
             return out

@@ -118,8 +118,6 @@ def check_config(cfg: TrainConfig) -> None:
         "ema": (0 <= cfg.ema < 1, "in [0, 1)"),
         "model.hidden": (cfg.model.hidden >= 1, "at least 1"),
         "model.code_dim": (cfg.model.code_dim >= 1, "at least 1"),
-        "model.noise_conditional": (cfg.model.noise_conditional >= 0, "0 (off) or more"),
-        "inference.anneal_steps": (inf.anneal_steps >= 0, "0 or more"),
         "inference.x.steps": (inf.x.steps >= 1, "at least 1"),
         "inference.a.steps": (inf.a.steps >= 1, "at least 1"),
         "inference.w.steps": (inf.w.steps >= 0, "0 or more (0: the learned start)"),
@@ -129,13 +127,6 @@ def check_config(cfg: TrainConfig) -> None:
             "0 or more (or none: energy_reg)",
         ),
     })  # fmt: skip
-    if cfg.model.noise_conditional > 0 and (
-        loss.score_match <= 0 or loss.contexts == "identification"
-    ):
-        raise ValueError(
-            "--model.noise-conditional trains its noisy levels by score matching on "
-            "generation: set --loss.score-match above 0 and train the generation context"
-        )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda, but this torch sees no CUDA device: use --device cpu")
     if not cfg.device.startswith(("cpu", "cuda")):

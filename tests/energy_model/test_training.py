@@ -182,7 +182,6 @@ def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_pa
         (["--inference.w.steps", "-1"], "--inference.w.steps must be 0 or more"),
         (["--device", "tpu"], "--device must be cpu or cuda"),
         (["--seed", "-1"], "--seed must be 0 or more (got -1)"),
-        (["--model.noise-conditional", "0.3"], "trains its noisy levels by score matching"),
     ],
 )
 def test_settings_out_of_range_are_refused_before_any_work(argv, message, tmp_path, capsys):
@@ -522,12 +521,10 @@ def test_transplant_term_is_logged_and_trains_the_energy():
 class _Quadratic:
     """A stand-in model whose generation energy is c |x - x1|^2 over every coordinate."""
 
-    conditional = False
-
     def __init__(self, x1, c):
         self.x1, self.c = x1, c
 
-    def generation_energy(self, traj, att, w, valid, sigma=None):
+    def generation_energy(self, traj, att, w, valid):
         return self.c * (traj - self.x1).square().flatten(1).sum(1)
 
 
@@ -549,45 +546,6 @@ def test_score_matching_asks_the_energy_gradient_to_point_back_along_the_noise()
     factor = (2 * 2.0 * sigma.square() / cfg.score_temperature - 1)[:, None, None, None]
     want = ((factor * eps).square().flatten(1).sum(1) / mask.flatten(1).sum(1)).mean()
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
-
-
-def noise_conditional_model():
-    torch.manual_seed(0)
-    return build_model(tiny_config(model=ModelConfig(hidden=48, code_dim=8, noise_conditional=0.3)))
-
-
-def test_a_noise_conditional_energy_takes_its_level_and_anneals_generation():
-    """Level 0 is the clean energy every other caller sees; generation's chain falls from
-    sigma_max to sigma_max / 10 over inference.anneal_steps, then runs at 0."""
-    model = noise_conditional_model()
-    levels = model.noise_levels(10)
-    assert levels[:5] == pytest.approx([0.3 * 10 ** (-k / 4) for k in range(5)])
-    assert levels[5:] == [0.0] * 5
-    assert build_model(tiny_config()).noise_levels(10) == [0.0] * 10
-    _, batch = fresh_model_and_batch()
-    traj, att, valid = flat_queries(batch)
-    w = torch.randn(len(traj), 8)
-    clean = model.generation_energy(traj, att, w, valid)
-    assert torch.equal(clean, model.generation_energy(traj, att, w, valid, sigma=0.0))
-    assert torch.equal(clean, model.energy(traj[:, 1:], att, w, valid))
-    assert not torch.allclose(clean, model.generation_energy(traj, att, w, valid, sigma=0.3))
-    seen = []
-    scored = model.generation_energy
-
-    def spy(*args, sigma=None, **kw):
-        seen.append(sigma)
-        return scored(*args, sigma=sigma, **kw)
-
-    model.generation_energy = spy
-    model.generate(traj, att, w, valid)
-    assert seen == levels
-
-
-def test_score_matching_trains_a_noise_conditional_energy_at_each_events_level():
-    model, batch = noise_conditional_model(), fresh_model_and_batch()[1]
-    out = meta_loss(model, batch, LossConfig(score_match=1.0, contexts="generation"))
-    out["sm_x"].backward()
-    assert model.net.g_w.weight.grad[:, -1].abs().sum() > 0  # the level's input column
 
 
 def test_score_matching_term_is_logged_and_trains_energy_and_code_inference():
