@@ -203,7 +203,9 @@ class LossConfig:
     """Largest noise scale of score matching (world units); scales are log-uniform down to a
     tenth of it. A trade (docs/learning.md, "Score matching in a growing mix"): 0.3 shapes
     the slope far from the outcome, which the places need; 0.1 keeps figures with many
-    right answers (line, triangle, square) sharp and gives back most of the places."""
+    right answers (line, triangle, square) sharp and gives back most of the places; an
+    energy given the noise level as an input, annealed along the chain, did worse at both
+    (docs/learning.md, "A noise-conditional energy")."""
     score_temperature: float = 0.1
     """kappa: score matching fits exp(-E / kappa) to the smoothed data density, so the energy's
     differences stay near the scale the energy^2 regulariser keeps (0.2 from a miss of 0.1)."""
