@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from energy_model.config import LossConfig
 from energy_model.data import TaskBatch
 from energy_model.model import ConceptModel, feature_bounds, generation_mask, generation_start
+from particle_world.concepts import REGISTRY
 
 CONTEXTS = ("both", "generation", "identification")
 
@@ -65,8 +66,8 @@ def _code_contrast(out: dict, var: str, e_pos, e_other, cfg: LossConfig) -> torc
 
 def noised_outcomes(traj, att, scale: float):
     """Each demonstrated trajectory [B, T+1, N, D] with Gaussian noise on what generation
-    moves, one scale per event, log-uniform in [scale / 10, scale]: (noisy, the unit noise
-    eps where it was added, the scales sigma [B])."""
+    moves, one scale per event, log-uniform in [scale / 10, scale] (scale a float or [B]):
+    (noisy, the unit noise eps where it was added, the scales sigma [B])."""
     mask = generation_mask(traj, att)
     sigma = scale * 10 ** -torch.rand(traj.shape[0], device=traj.device, dtype=traj.dtype)
     eps = torch.randn_like(traj) * mask
@@ -81,14 +82,46 @@ def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
     return torch.cat([noisy, generation_start(traj, att)])
 
 
-def score_matching(model: ConceptModel, traj, att, wq, valid, cfg: LossConfig) -> torch.Tensor:
+def family_score_scales(cfg: LossConfig) -> dict[str, float]:
+    """cfg.score_scales (FAMILY=SCALE strings) as a dict, refusing unknown families and
+    scales that are not positive numbers."""
+    scales = {}
+    for item in cfg.score_scales:
+        family, sep, text = item.partition("=")
+        try:
+            scale = float(text) if sep else math.nan
+        except ValueError:
+            scale = math.nan
+        if not scale > 0:
+            raise ValueError(f"--loss.score-scales takes FAMILY=SCALE, SCALE > 0; got {item!r}")
+        if family not in REGISTRY:
+            raise ValueError(
+                f"--loss.score-scales: unknown family {family!r}; one of {', '.join(REGISTRY)}"
+            )
+        scales[family] = scale
+    return scales
+
+
+def task_score_scales(batch: TaskBatch, cfg: LossConfig) -> torch.Tensor:
+    """[B]: the largest score-matching noise scale of each task, by the family of its action."""
+    scales = family_score_scales(cfg)
+    return torch.tensor(
+        [scales.get(inst.action, cfg.score_scale) for inst in batch.instances],
+        dtype=batch.query_x.dtype,
+        device=batch.query_x.device,
+    )
+
+
+def score_matching(model: ConceptModel, traj, att, wq, valid, cfg: LossConfig, scale=None):
     """Denoising score matching (Vincent 2011) on generation's energy, per coordinate that
     generation moves: |sigma grad E(x^1 + sigma eps) / kappa - eps|^2, kappa =
     score_temperature. Its minimum makes exp(-E / kappa) the demonstrated outcomes' density
     smoothed by the noise, so the energy slopes down to the demonstrated outcome from every
     side and every scale in [score_scale / 10, score_scale], not only where the chain ends.
+    scale: the largest noise scale per event [B] (default cfg.score_scale for all).
     Differentiated into the network and, through w, the code inference."""
-    noisy, eps, sigma = noised_outcomes(traj, att, cfg.score_scale)
+    scale = cfg.score_scale if scale is None else scale
+    noisy, eps, sigma = noised_outcomes(traj, att, scale)
     noisy = noisy.detach().requires_grad_()
     energy = model.generation_energy(noisy, att, wq, valid)
     (grad,) = torch.autograd.grad(energy.sum(), noisy, create_graph=True)
@@ -180,7 +213,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             reg = (e_t.square() * weight).sum()
             loss_x = loss_x + cfg.transplant * out["tp_x"] + cfg.energy_reg * reg
         if cfg.score_match > 0:
-            out["sm_x"] = score_matching(model, traj, att, wq, valid, cfg)
+            scale = task_score_scales(batch, cfg).repeat_interleave(kq)
+            out["sm_x"] = score_matching(model, traj, att, wq, valid, cfg, scale)
             loss_x = loss_x + cfg.score_match * out["sm_x"]
         if cfg.target > 0:
             sq = (x_tilde - traj).square() * generation_mask(traj, att)

@@ -25,7 +25,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from energy_model.algorithm import meta_loss, scheduled
+from energy_model.algorithm import family_score_scales, meta_loss, scheduled
 from energy_model.balance import ContextBalancer
 from energy_model.checkpoint import (
     CheckpointError,
@@ -127,6 +127,7 @@ def check_config(cfg: TrainConfig) -> None:
             "0 or more (or none: energy_reg)",
         ),
     })  # fmt: skip
+    family_score_scales(cfg.loss)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda, but this torch sees no CUDA device: use --device cpu")
     if not cfg.device.startswith(("cpu", "cuda")):

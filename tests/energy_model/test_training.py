@@ -10,12 +10,14 @@ from energy_model import evaluate as evaluate_cli
 from energy_model import train as train_cli
 from energy_model.algorithm import (
     _code_contrast,
+    family_score_scales,
     flipped_attention,
     meta_loss,
     noised_outcomes,
     perturbed_outcomes,
     scheduled,
     score_matching,
+    task_score_scales,
     transplanted_outcomes,
 )
 from energy_model.checkpoint import load_model
@@ -546,6 +548,28 @@ def test_score_matching_asks_the_energy_gradient_to_point_back_along_the_noise()
     factor = (2 * 2.0 * sigma.square() / cfg.score_temperature - 1)[:, None, None, None]
     want = ((factor * eps).square().flatten(1).sum(1) / mask.flatten(1).sum(1)).mean()
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_score_scales_are_chosen_per_task_by_the_family_of_its_action():
+    """Overridden families get their own largest noise scale, the others score_scale, and
+    each event's noise stays within a decade below its task's scale."""
+    stream = TaskStream([("north", "action"), ("line", "action")], 16, seed=4, n_entities=(3, 5))
+    batch = stream.batch(0)
+    cfg = LossConfig(score_scale=0.3, score_scales=["line=0.05"])
+    scale = task_score_scales(batch, cfg)
+    actions = [inst.action for inst in batch.instances]
+    assert {"north", "line"} <= set(actions)
+    assert scale.tolist() == pytest.approx([0.05 if a == "line" else 0.3 for a in actions])
+    traj, att, _ = flat_queries(batch)
+    per_query = scale.repeat_interleave(batch.query_x.shape[1])
+    _, _, sigma = noised_outcomes(traj, att, per_query)
+    assert torch.all(sigma <= per_query) and torch.all(sigma >= per_query / 10)
+
+
+@pytest.mark.parametrize("bad", ["line", "line=0", "line=-1", "line=x", "lines=0.1"])
+def test_malformed_score_scales_are_refused_with_the_flag_named(bad):
+    with pytest.raises(ValueError, match="--loss.score-scales"):
+        family_score_scales(LossConfig(score_scales=[bad]))
 
 
 def test_score_matching_term_is_logged_and_trains_energy_and_code_inference():
