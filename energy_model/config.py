@@ -209,7 +209,9 @@ class LossConfig:
     score_scales: list[str] = field(default_factory=list)
     """Per-family overrides of score_scale, as FAMILY=SCALE (FAMILY the action generation
     follows), e.g. line=0.1,triangle=0.1,square=0.1: one energy, each concept shaped at the
-    noise scale it needs (places far out, figures with many right answers close in)."""
+    noise scale it needs (places far out, figures with many right answers close in).
+    Beside the arrangements it keeps most of both halves (docs/learning.md, "Score matching
+    in a growing mix"); not yet measured over the full recipe, so empty by default."""
     score_temperature: float = 0.1
     """kappa: score matching fits exp(-E / kappa) to the smoothed data density, so the energy's
     differences stay near the scale the energy^2 regulariser keeps (0.2 from a miss of 0.1)."""
