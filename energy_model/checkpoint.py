@@ -77,6 +77,17 @@ def read_checkpoint(path, device="cpu") -> dict:
             f"{path} has format version {ckpt['format_version']}, this code reads version "
             f"{FORMAT_VERSION}; retrain it with this version of the code"
         )
+    missing = [k for k in ("state_dict", "model_config", "inference_config") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} is not a concept-model checkpoint (no {', '.join(missing)})")
+    bad = [
+        k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f"{path}: weights hold NaN or inf ({', '.join(bad[:3])}); use the run's last good "
+            "checkpoint (runs/NAME/last.pt or best.pt) or retrain"
+        )
     if ckpt.get("entity_layout") != entity_layout():
         raise CheckpointError(
             f"{path} was trained on another entity layout ({ckpt.get('entity_layout')}); "

@@ -25,6 +25,16 @@ class SamplerDiverged(RuntimeError):
 class Langevin(nn.Module):
     def __init__(self, cfg: SamplerConfig, feature_dim: int):
         super().__init__()
+        for name, value, ok in (
+            ("step_size", cfg.step_size, cfg.step_size > 0),
+            ("noise", cfg.noise, cfg.noise >= 0),
+            ("clip", cfg.clip, cfg.clip is None or cfg.clip > 0),
+        ):
+            if not ok:
+                raise ValueError(
+                    f"a sampler's {name} must be {'>= 0' if name == 'noise' else 'positive'}, "
+                    f"got {value!r} (--inference.x/a/w.{name.replace('_', '-')})"
+                )
         self.cfg = cfg
         self.log_step = nn.Parameter(
             torch.full((cfg.steps, feature_dim), math.log(cfg.step_size)),

@@ -153,7 +153,7 @@ def _forget_after(log: Path, step: int) -> None:
 def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False) -> ConceptModel:
     """Run Algorithm 1 for cfg.steps; returns the trained model (also saved as final.pt)."""
     check_config(cfg)
-    if not resume and (out / "metrics.jsonl").exists():
+    if not resume and (out / "last.pt").exists():
         raise FileExistsError(
             f"{out} already holds a run: continue it with --resume, or give another --out "
             "(or delete the folder)"
@@ -177,6 +177,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start = ckpt["step"]
+        if start >= cfg.steps:
+            raise ValueError(
+                f"{out} is already trained to step {start} of {cfg.steps}: give --steps above "
+                f"{start} to train it further"
+            )
         _forget_after(out / "metrics.jsonl", start)
         best = tuple(ckpt["best_score"]) if ckpt.get("best_score") else None
         torch.set_rng_state(ckpt["torch_rng"])
@@ -208,7 +213,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 extra["ema"] = ema.state_dict()
         save_checkpoint(out / name, weights, extra)
 
-    log = (out / "metrics.jsonl").open("a")
+    log = (out / "metrics.jsonl").open("a" if resume else "w")
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=quiet, ncols=100)
     t0 = time.time()
     batches = iter(stream.batches(start, cfg.steps, cfg.workers))
@@ -219,10 +224,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             _check_finite(terms, step, cfg.max_energy)
         except (SamplerDiverged, TrainingDiverged) as exc:
             log.close()
+            last = out / "last.pt"
+            kept = (
+                f"The last good checkpoint is {last} (resume with --resume after"
+                if last.exists()
+                else "No checkpoint was written yet (start again after"
+            )
             raise TrainingDiverged(
-                f"training diverged at step {step}: {exc}. The last good checkpoint is "
-                f"{out / 'last.pt'} (resume with --resume after lowering --lr or the sampler "
-                "step sizes)"
+                f"training diverged at step {step}: {exc}. {kept} lowering --lr or the "
+                "sampler step sizes)"
             ) from exc
         opt.zero_grad(set_to_none=True)
         if balancer is None:

@@ -442,6 +442,21 @@ def test_mismatched_checkpoints_fail_clearly(tmp_path):
         load_model(tmp_path / "missing.pt")
 
 
+def test_incomplete_or_nonfinite_checkpoints_fail_clearly(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", small_model())
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    nan = {**ckpt, "state_dict": {**ckpt["state_dict"]}}
+    name = next(iter(nan["state_dict"]))
+    nan["state_dict"][name] = torch.full_like(nan["state_dict"][name], float("nan"))
+    torch.save(nan, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=f"NaN or inf \\({name}"):
+        load_model(tmp_path / "nan.pt")
+    del ckpt["state_dict"]
+    torch.save(ckpt, tmp_path / "noweights.pt")
+    with pytest.raises(CheckpointError, match="not a concept-model checkpoint \\(no state_dict\\)"):
+        load_model(tmp_path / "noweights.pt")
+
+
 def test_checkpoint_from_before_a_new_switch_loads_with_it_off(tmp_path, batch):
     model = small_model()
     save_checkpoint(tmp_path / "m.pt", model)

@@ -313,10 +313,29 @@ def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
 def test_a_fresh_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
     args = ["--out", str(tmp_path), "--quiet", "--steps", "1", "--batch-size", "2"]
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    (tmp_path / "last.pt").write_bytes(b"")
     assert train_cli.main(args) == 1
     err = capsys.readouterr().err
     assert "already holds a run" in err and "--resume" in err
     assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
+def test_a_folder_without_a_checkpoint_is_started_over(tmp_path):
+    """What a start that failed before its first checkpoint left behind is no run."""
+    (tmp_path / "metrics.jsonl").write_text('{"step": 7}\n')
+    train(tiny_config(steps=1), tmp_path, quiet=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps and steps[0] == 1
+
+
+def test_resume_of_a_finished_run_says_how_to_extend_it(tmp_path, capsys):
+    args = ["--out", str(tmp_path), "--quiet", "--steps", "1", "--batch-size", "2"]
+    args += ["--eval-every", "0", "--eval-tasks", "2", "--concepts", "region-point"]
+    assert train_cli.main(args) == 0
+    final = (tmp_path / "final.pt").read_bytes()
+    assert train_cli.main(["--out", str(tmp_path), "--resume", "--quiet"]) == 1
+    assert "already trained to step 1 of 1" in capsys.readouterr().err
+    assert (tmp_path / "final.pt").read_bytes() == final
 
 
 def test_resume_without_a_run_says_so(tmp_path, capsys):
@@ -327,8 +346,17 @@ def test_resume_without_a_run_says_so(tmp_path, capsys):
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
+    train(tiny_config(steps=1), tmp_path, quiet=True)
+    before = (tmp_path / "last.pt").read_bytes()
     cfg = tiny_config(steps=3, checkpoint_every=1, max_energy=1e-9)
     with pytest.raises(train_cli.TrainingDiverged, match="last good checkpoint"):
+        train(cfg, tmp_path, resume=True, quiet=True)
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_divergence_before_any_checkpoint_says_none_was_kept(tmp_path):
+    cfg = tiny_config(steps=3, max_energy=1e-9)
+    with pytest.raises(train_cli.TrainingDiverged, match="No checkpoint was written yet"):
         train(cfg, tmp_path, quiet=True)
 
 
