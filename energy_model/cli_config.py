@@ -66,9 +66,16 @@ def _parse_value(hint, text: str):
         return _parse_value(next(a for a in args if a is not type(None)), text)
     if origin in (list, tuple):
         items = [t for t in text.replace(",", " ").split() if t]
+        if origin is tuple and Ellipsis not in args and len(items) != len(args):
+            raise argparse.ArgumentTypeError(
+                f"expected {len(args)} comma-separated values (e.g. 3,8), got {text!r}"
+            )
         parsed = [_parse_value(args[0], t) for t in items]
         return tuple(parsed) if origin is tuple else parsed
-    return hint(text)
+    try:
+        return hint(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {hint.__name__}, got {text!r}") from None
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> None:

@@ -306,18 +306,18 @@ def paper_overrides() -> dict:
     }
 
 
-def read_config_file(path: Path) -> dict:
-    """The config values of a --config file; a file that is not a JSON object of them is
-    refused in one line."""
+def read_config_file(path: Path, label: str = "--config") -> dict:
+    """The config values of a --config file (or, label naming it, a run's config.json); a
+    file that is not a JSON object of them is refused in one line."""
     try:
         data = json.loads(path.read_text())
     except OSError as err:
-        raise ValueError(f"--config {path}: cannot read it ({err.strerror})") from None
+        raise ValueError(f"{label} {path}: cannot read it ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"--config {path} is not valid JSON ({err})") from None
+        raise ValueError(f"{label} {path} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise ValueError(
-            f"--config {path} must hold one JSON object of config values, as a run's "
+            f"{label} {path} must hold one JSON object of config values, as a run's "
             "config.json does"
         )
     return data
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
                     f"nothing to resume in {args.out}: no last.pt there (start the run "
                     "without --resume)"
                 )
-            base = json.loads((args.out / "config.json").read_text())
+            base = read_config_file(args.out / "config.json", "the run's config")
         else:
             base = paper_overrides() if args.paper else {}
             if args.config:

@@ -95,8 +95,8 @@ class ReenactConfig:
             "effort": (self.effort >= 0, "0 or more"),
             "threads": (self.threads >= 1, "at least 1"),
             "fps": (self.fps >= 1, "at least 1"),
-            "width": (self.width >= 16, "at least 16"),
-            "height": (self.height >= 16, "at least 16"),
+            "width": (self.width >= 16 and self.width % 2 == 0, "even and at least 16"),
+            "height": (self.height >= 16 and self.height % 2 == 0, "even and at least 16"),
         })  # fmt: skip
 
 

@@ -64,12 +64,12 @@ class VideoRecorder:
         self.path = Path(path)
         if self.path.suffix not in VIDEO_SUFFIXES:
             raise ValueError(f"video {path} must end in {' or '.join(VIDEO_SUFFIXES)}")
+        self._renderer = mujoco.Renderer(scene.model, height, width)  # first: it checks the size
         self._tmp = temp_beside(self.path)
         if self.path.suffix == ".gif":
             self._writer = imageio.get_writer(self._tmp, duration=1000 / fps, loop=0)
         else:
             self._writer = imageio.get_writer(self._tmp, fps=fps, macro_block_size=1)
-        self._renderer = mujoco.Renderer(scene.model, height, width)
         self._inset = inset
         self._period = 1.0 / fps
         self._half_step = 0.5 * scene.model.opt.timestep

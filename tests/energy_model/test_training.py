@@ -215,6 +215,27 @@ def test_a_bad_config_file_is_refused_in_one_line(text, message, tmp_path, capsy
     assert not (tmp_path / "run").exists()
 
 
+def test_resume_names_a_broken_run_config(tmp_path, capsys):
+    (tmp_path / "last.pt").write_bytes(b"")
+    (tmp_path / "config.json").write_text('{"steps": ')
+    assert train_cli.main(["--out", str(tmp_path), "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert f"the run's config {tmp_path / 'config.json'} is not valid JSON" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--n-entities", "3", "expected 2 comma-separated values"),
+        ("--steps", "1.5", "expected int"),
+    ],
+)
+def test_a_malformed_flag_value_names_what_it_expects(flag, value, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(["--out", str(tmp_path / "run"), flag, value])
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
 def test_init_fine_tunes_from_a_checkpoint_and_refuses_another_model(trained, tmp_path, capsys):
     """--init starts from the checkpoint's weights (a fine-tune keeps the trained error), and
     a checkpoint of another width is refused with the keys that differ."""

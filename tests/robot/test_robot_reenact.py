@@ -85,3 +85,17 @@ def test_unwritable_outputs_fail_at_once_on_one_line(tmp_path, flag, name, messa
         main(["--cost", "oracle", "--out", "none", flag, str(tmp_path / name)])
     text = str(exit_info.value.code)
     assert text.startswith(f"reenact: {flag}") and message in text and "\n" not in text
+
+
+def test_a_video_size_the_encoder_cannot_take_is_refused_before_the_run():
+    with pytest.raises(ValueError, match="width must be even and at least 16"):
+        ReenactConfig(width=641)
+
+
+def test_a_video_too_large_to_render_leaves_no_file(tmp_path):
+    out = tmp_path / "big.mp4"
+    cfg = ReenactConfig(concept="region-point", cost="oracle", duration=0.1, out=str(out))
+    cfg.width = 100_000  # past the offscreen framebuffer
+    with pytest.raises(ValueError, match="framebuffer"):
+        reenact(cfg)
+    assert list(tmp_path.iterdir()) == []
