@@ -169,15 +169,18 @@ def cmd_gallery(args) -> None:
 
 def score_task(task: Task) -> dict:
     """Scorers' verdicts on the task's stored events (demos and queries): generation of the
-    stored x for the stored attention, and the stored attention as the proposal."""
+    stored x for the stored attention, and the stored attention as the proposal, against the
+    right one read from the scene."""
     inst = task.instance
     gen_err, gen_ok, att_err, att_ok = [], [], [], []
     for batch in (task.demos, task.queries):
         for e in batch.events():
+            truth = inst.arg.attended(e.x[0], inst.argument_params)
+            truth = e.attention if truth is None else truth  # any set of its size is right
             gen_err.append(inst.generation_error(e.x, e.attention))
             gen_ok.append(inst.generation_success(e.x, e.attention))
-            att_err.append(inst.attention_error(e.x[0], e.attention, e.attention))
-            att_ok.append(inst.attention_success(e.x[0], e.attention, e.attention))
+            att_err.append(inst.attention_error(e.x[0], e.attention, truth))
+            att_ok.append(inst.attention_success(e.x[0], e.attention, truth))
     return {
         "events": len(gen_err),
         "generation_error": float(np.mean(gen_err)),

@@ -37,6 +37,12 @@ class Argument(ABC):
     def assign(self, rng: np.random.Generator, scene: Scene, k: int, params: dict) -> np.ndarray:
         """Attend k entities of the scene (may recolour it); returns attention [N] (0/1)."""
 
+    def attended(self, x0: np.ndarray, params: dict) -> np.ndarray | None:
+        """The right attention [N] read from the scene x0 [N, D] alone (what scores a stored
+        or proposed attention without its sampler's record), or None where any set of the
+        right size is right."""
+        return None
+
     def valid_sets(self, x0: np.ndarray, a_pred: np.ndarray, a_true: np.ndarray, params: dict):
         """The right attention closest to a_pred; by default the ground truth itself."""
         return a_true

@@ -6,7 +6,13 @@ import numpy as np
 
 from particle_world import entities as E
 from particle_world.concepts.base import COLOR_TOLERANCE, Action, Argument, Family, register
-from particle_world.scene import Reject, Scene
+from particle_world.scene import Reject, Scene, refs_of
+
+
+def _is_cross(x0: np.ndarray) -> np.ndarray:
+    cross = np.zeros(len(x0), dtype=bool)
+    cross[refs_of(x0)] = True
+    return cross
 
 
 def _sample_color(rng: np.random.Generator) -> dict:
@@ -30,6 +36,12 @@ class ColorArgument(Argument):
         attention = np.zeros(scene.n, dtype=np.float32)
         attention[chosen] = 1.0
         return attention
+
+    def attended(self, x0, params):
+        """The ordinary entities of color c."""
+        x0 = np.asarray(x0)
+        is_c = E.nearest_color(x0[:, E.COLOR]) == E.color_index(params["color"])
+        return (is_c & ~_is_cross(x0)).astype(np.float32)
 
 
 class ColorAction(Action):

@@ -42,6 +42,16 @@ class Extreme(Argument):
         attention[i] = 1.0
         return attention
 
+    def attended(self, x0, params):
+        """The ordinary entity nearest to (farthest from) the first cross."""
+        x0 = np.asarray(x0)
+        refs = refs_of(x0)
+        ordinary = np.setdiff1d(np.arange(len(x0)), refs)
+        d = self.sign * _distances(x0[:, E.POS], ordinary, x0[refs[0], E.POS])
+        attention = np.zeros(len(x0), dtype=np.float32)
+        attention[ordinary[d.argmin()]] = 1.0
+        return attention
+
     def valid_sets(self, x0, a_pred, a_true, params):
         return a_true
 

@@ -62,6 +62,24 @@ def test_score_sees_a_wrong_trajectory(tmp_path, capsys):
     assert scores["generation_error"] == pytest.approx(0.5, abs=1e-5)
 
 
+@pytest.mark.parametrize("concept", ["closest", "color"])
+def test_score_sees_a_wrong_attention(concept, tmp_path, capsys):
+    """The stored attention is scored against the right one read from the scene, so a
+    demo attending the wrong entity fails (it was once scored against itself)."""
+    path = tmp_path / "t.npz"
+    run(capsys, "sample", concept, "--role", "argument", "--seed", 2, "--out", path)
+    (task,) = load_tasks(path)
+    att = task.demos.attention  # [B, N]
+    wrong = (att < 0.5) & task.demos.valid & (np.arange(att.shape[1]) > 0)  # any unattended
+    for i in range(len(att)):
+        att[i] = 0.0
+        att[i, np.flatnonzero(wrong[i])[-1]] = 1.0
+    save_tasks(path, [task])
+    scores = json.loads(run(capsys, "score", path, "--json")[1])["tasks"][0]
+    assert scores["attention_success"] == 0.5  # demos fail, queries still succeed
+    assert scores["attention_error"] > 0
+
+
 def test_render_writes_grids_pngs_and_gifs(tmp_path, capsys):
     path = tmp_path / "after.npz"
     run(capsys, "sample", "after", "--demos", 1, "--queries", 2, "--out", path)

@@ -151,3 +151,16 @@ def test_same_seed_same_task(name):
             u, v = getattr(getattr(a, batch), field), getattr(getattr(b, batch), field)
             np.testing.assert_array_equal(u, v)
     assert c.instance != a.instance or not np.array_equal(c.demos.x, a.demos.x)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_the_right_attention_is_read_from_the_scene(name):
+    """Where one set is right (a color, the closest), the scene alone gives the sampled one."""
+    fam = REGISTRY[name]
+    for role in fam.roles:
+        for seed in range(4):
+            task = sample_task(name, np.random.default_rng(seed), n_demos=3, role=role)
+            inst = task.instance
+            for e in task.demos.events():
+                truth = inst.arg.attended(e.x[0], inst.argument_params)
+                assert truth is None or np.array_equal(truth, e.attention), (name, role, seed)
