@@ -173,6 +173,14 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     start, best = 0, None
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
+        saved = asdict(saved_configs(ckpt, out / "last.pt")[0])
+        changed = sorted(k for k, v in asdict(cfg.model).items() if saved[k] != v)
+        if changed:
+            raise ValueError(
+                f"--resume keeps the run's network; {', '.join(changed)} differ from "
+                f"{out / 'last.pt'}'s: start a new run to change them (--init to start it "
+                "from these weights where they fit)"
+            )
         load_weights(model, ckpt, out / "last.pt")
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])

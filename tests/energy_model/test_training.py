@@ -357,6 +357,12 @@ def test_resume_of_a_finished_run_says_how_to_extend_it(tmp_path, capsys):
     assert train_cli.main(["--out", str(tmp_path), "--resume", "--quiet"]) == 1
     assert "already trained to step 1 of 1" in capsys.readouterr().err
     assert (tmp_path / "final.pt").read_bytes() == final
+    code = train_cli.main(
+        ["--out", str(tmp_path), "--resume", "--steps", "2", "--model.hidden", "8"]
+    )
+    assert (
+        code == 1 and "--resume keeps the run's network; hidden differ" in capsys.readouterr().err
+    )
 
 
 def test_resume_without_a_run_says_so(tmp_path, capsys):
