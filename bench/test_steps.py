@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
-from energy_model.data import units
+from energy_model.data import concept_list, units
 from energy_model.evaluation import evaluate
 from particle_world.io import write_json
 
@@ -38,15 +38,16 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=Path("bench/test_steps.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    concepts = concept_list(args.concepts)
     try:
         model = load_model(args.checkpoint)
-    except CheckpointError as err:
+        n_units = len(units(concepts))
+    except (CheckpointError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    concepts = args.concepts.split(",") if args.concepts else None
     columns = {f"K={k}": k for k in args.steps} | {"demos": args.steps}
     success: dict[str, dict[str, float]] = {}
-    with tqdm(total=len(units(concepts)) * len(columns), ncols=100) as bar:
+    with tqdm(total=n_units * len(columns), ncols=100) as bar:
         for name, steps in columns.items():
             result = evaluate(model, concepts, args.tasks, args.seed, steps, progress=bar)
             success[name] = {c: r["success_rate"] for c, r in result["concepts"].items()}

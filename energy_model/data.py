@@ -60,12 +60,23 @@ def collate(tasks: list[Task], paired: bool = False) -> TaskBatch:
 
 
 def units(concepts: list[str] | None = None, roles: tuple[str, ...] = ("argument", "action")):
-    """(family, role) pairs to train or evaluate on; all registered ones by default."""
-    names = concepts or list(REGISTRY)
+    """(family, role) pairs to train or evaluate on; all registered ones when concepts is
+    None. An empty list is refused rather than read as "all"."""
+    names = list(REGISTRY) if concepts is None else list(concepts)
+    if not names:
+        raise ValueError(
+            f"no concept families given; name at least one of {', '.join(REGISTRY)}, "
+            "or leave the option out for all of them"
+        )
     out = [(c, r) for c in names for r in get_family(c).roles if r in roles]
     if not out:
         raise ValueError(f"no concept among {names} has a role in {roles}")
     return out
+
+
+def concept_list(text: str | None) -> list[str] | None:
+    """Families from a comma-separated command-line value (None: all of them)."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
 def sibling_units(unit: tuple[str, str], pool: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -31,12 +31,13 @@ from energy_model.checkpoint import (
 )
 from energy_model.cli_config import positive_int, seed_int
 from energy_model.config import TrainConfig, from_dict
-from energy_model.data import units
+from energy_model.data import concept_list, units
 from energy_model.evaluation import evaluate, evaluate_unit
 from energy_model.plots import plot_success
 from particle_world.io import prepare_output, write_json
 from particle_world.tasks import DEFAULT_ENTITIES
 
+TRANSFER_STEPS = 600  # training steps per model of the transfer table
 PAPER_TRANSFER = {
     "untrained": (0.621, 0.698),
     "generation": (0.006, 0.061),
@@ -167,9 +168,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained row")
     p.add_argument("--transfer-table", action="store_true", help="the paper's transfer table")
     p.add_argument(
-        "--train-steps", type=positive_int, default=600, help="transfer table: steps per run"
+        "--train-steps", type=positive_int,
+        help=f"transfer table without --checkpoint: steps per run (default: {TRANSFER_STEPS})",
+    )  # fmt: skip
+    p.add_argument(
+        "--pair-gate",
+        help="transfer table without --checkpoint: the model's pair gate (default: as config)",
     )
-    p.add_argument("--pair-gate", help="transfer table: the model's pair gate (default: as config)")
     p.add_argument(
         "--restarts", type=positive_int,
         help="identification chains per scene, the lowest-energy one kept (default: the "
@@ -187,8 +192,17 @@ def main(argv=None) -> int:
         p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")
     torch.set_num_threads(args.threads)
     steps = args.steps[0] if args.steps and len(args.steps) == 1 else args.steps
-    if args.plot and args.transfer_table:
-        p.error("--plot draws the per-family table, not --transfer-table")
+    if args.transfer_table:
+        for flag, value in (("--plot", args.plot), ("--concepts", args.concepts)):
+            if value is not None:
+                p.error(f"{flag} is for the per-family table; --transfer-table is on region-point")
+    trains = args.transfer_table and args.checkpoint is None
+    for flag, value in (("--train-steps", args.train_steps), ("--pair-gate", args.pair_gate)):
+        if value is not None and not trains:
+            p.error(
+                f"{flag} only sets the models --transfer-table trains when no --checkpoint "
+                "is given; drop it or use it there"
+            )
     try:
         for flag, path in (("--json", args.json), ("--plot", args.plot)):
             if path is not None:
@@ -201,7 +215,7 @@ def main(argv=None) -> int:
                 rows = {str(args.checkpoint): transfer_row(model, args.tasks, args.seed + 1)}
             else:
                 rows = transfer_table(
-                    args.train_steps,
+                    args.train_steps or TRANSFER_STEPS,
                     args.seed,
                     args.tasks,
                     args.threads,
@@ -216,10 +230,10 @@ def main(argv=None) -> int:
                       f"   {pg:.3f} / {pa:.3f}")  # fmt: skip
             out = {"transfer_table": rows, "paper": PAPER_TRANSFER, "seed": args.seed}
             if not args.checkpoint:
-                out.update(train_steps=args.train_steps, pair_gate=args.pair_gate)
+                out.update(train_steps=args.train_steps or TRANSFER_STEPS, pair_gate=args.pair_gate)
         else:
             args.checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
-            concepts = args.concepts.split(",") if args.concepts else None
+            concepts = concept_list(args.concepts)
             n_units = len(units(concepts))
             models = {"trained": load_model(args.checkpoint)}
             if not args.no_baseline:

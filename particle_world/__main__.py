@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from particle_world import entities as E
 from particle_world.concepts import REGISTRY, Action, Family, get_family
-from particle_world.io import load_tasks, save_tasks
+from particle_world.io import load_tasks, prepare_output, save_tasks
 from particle_world.tasks import DEFAULT_ENTITIES, Task, sample_task
 
 
@@ -93,6 +93,7 @@ def cmd_sample(args) -> None:
         raise UsageError(
             f"--max-entities ({args.max_entities}) is below --min-entities ({args.min_entities})"
         )
+    prepare_output("--out", args.out)  # a folder given as --out fails now, not as FOLDER.npz
     tasks = [
         sample_task(
             args.concept,

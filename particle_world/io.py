@@ -141,12 +141,17 @@ def load_tasks(path: str | os.PathLike) -> list[Task]:
     return [_load_task(path, i, get) for i in range(int(n_tasks))]
 
 
-def load_events(path: str | os.PathLike) -> Task:
-    """The first task of a file: demo files usually hold one (the robot side reads them)."""
+def load_events(path: str | os.PathLike, index: int = 0) -> Task:
+    """Task `index` of a file (demo files usually hold one; the robot side reads them)."""
     tasks = load_tasks(path)
     if not tasks:
         raise ValueError(f"{path}: the file holds no tasks; {REGENERATE}")
-    return tasks[0]
+    if not 0 <= index < len(tasks):
+        raise ValueError(
+            f"{path} holds {len(tasks)} task(s), numbered 0 to {len(tasks) - 1}; "
+            f"there is no task {index}"
+        )
+    return tasks[index]
 
 
 def _load_task(path: Path, i: int, get) -> Task:

@@ -53,6 +53,8 @@ class ReenactConfig:
     """Concept family whose demos particle_world generates (ignored with --demos)."""
     demos: str | None = None
     """A demo file (.npz written by `python -m particle_world sample`) instead of --concept."""
+    task: int = 0
+    """Which task of the --demos file (one written with `sample --tasks N` holds N)."""
     checkpoint: str = str(DEFAULT_CHECKPOINT)
     """Trained energy model (`python -m energy_model.train` writes one)."""
     robot: str = "arm"
@@ -90,6 +92,7 @@ class ReenactConfig:
     def __post_init__(self):
         refuse_out_of_range(self, {
             "seed": (self.seed >= 0, "0 or more"),
+            "task": (self.task >= 0, "0 or more"),
             "duration": (self.duration > 0, "positive"),
             "running": (self.running >= 0, "0 or more"),
             "effort": (self.effort >= 0, "0 or more"),
@@ -105,7 +108,7 @@ def load_demos(cfg: ReenactConfig) -> Task:
     (closest, farthest, color) is sampled in its action role: in its argument role the
     attended entities are recolored, which the arm cannot do."""
     if cfg.demos is not None:
-        return load_events(cfg.demos)
+        return load_events(cfg.demos, cfg.task)
     try:
         role = "action" if len(get_family(cfg.concept).roles) > 1 else None
         return sample_task(cfg.concept, seed=cfg.seed, role=role)
@@ -231,6 +234,8 @@ def parse_args(argv=None) -> tuple[ReenactConfig, dict]:
         raise SystemExit(f"reenact: {err}") from None
     if cfg.out is not None and cfg.out.lower() == "none":
         cfg.out = None
+    if cfg.task and cfg.demos is None:
+        parser.error("--task picks a task of a --demos file; give --demos too")
     if cfg.cost not in COSTS:
         parser.error(f"--cost must be one of {', '.join(COSTS)}")
     return cfg, {k: v for k, v in args.items() if k not in names}

@@ -331,6 +331,29 @@ def test_cli_refuses_unknown_concepts_cleanly(tmp_path, capsys):
     assert code != 0 and len(err) == 1 and err[0].startswith("error: unknown concept 'nonsense'")
 
 
+def test_an_empty_concept_list_is_refused_not_read_as_all(tmp_path, capsys):
+    assert train_cli.main(["--out", str(tmp_path / "r"), "--concepts", "", "--steps", "1"]) == 1
+    assert "no concept families given" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    assert evaluate_cli.main(["--concepts", " , ", "--tasks", "1"]) == 1
+    assert "no concept families given" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--train-steps", "3"],  # without --transfer-table
+        ["--pair-gate", "relevance", "--concepts", "north"],
+        ["--transfer-table", "--checkpoint", "x.pt", "--train-steps", "3"],  # no training
+        ["--transfer-table", "--concepts", "north"],
+    ],
+)
+def test_evaluate_refuses_options_it_would_ignore(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_cli.main(argv)
+    assert exit_.value.code == 2 and "error: --" in capsys.readouterr().err
+
+
 def test_a_fresh_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
     args = ["--out", str(tmp_path), "--quiet", "--steps", "1", "--batch-size", "2"]
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')

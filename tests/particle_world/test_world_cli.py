@@ -157,3 +157,11 @@ def test_errors_are_one_clean_line(tmp_path, capsys, bad_shape_file, argv, messa
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_sample_refuses_a_folder_as_out(tmp_path, capsys):
+    """It once wrote FOLDER.npz beside the folder named."""
+    (tmp_path / "fold").mkdir()
+    code, _, err = run(capsys, "sample", "north", "--out", tmp_path / "fold")
+    assert code != 0 and "is a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold"]

@@ -99,3 +99,18 @@ def test_a_video_too_large_to_render_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="framebuffer"):
         reenact(cfg)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_demo_file_of_several_tasks_is_read_at_the_task_asked_for(tmp_path):
+    """--task picks a task of the file; past its end or without --demos is refused."""
+    from particle_world.io import save_tasks
+    from particle_world.tasks import sample_task
+
+    tasks = [sample_task("south", seed=s, role="action") for s in (3, 4)]
+    path = save_tasks(tmp_path / "two.npz", tasks)
+    picked = load_demos(ReenactConfig(demos=str(path), task=1))
+    assert np.array_equal(picked.demos.x, tasks[1].demos.x)
+    with pytest.raises(ValueError, match="holds 2 task"):
+        load_demos(ReenactConfig(demos=str(path), task=2))
+    with pytest.raises(SystemExit):
+        main(["--task", "1", "--out", "none"])
