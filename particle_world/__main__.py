@@ -21,7 +21,7 @@ from tqdm import tqdm
 from particle_world import entities as E
 from particle_world.concepts import REGISTRY, Action, Family, get_family
 from particle_world.io import load_tasks, prepare_output, save_tasks
-from particle_world.tasks import DEFAULT_ENTITIES, Task, sample_task
+from particle_world.tasks import DEFAULT_ENTITIES, overall_scores, sample_task, score_task
 
 
 class UsageError(Exception):
@@ -168,33 +168,6 @@ def cmd_gallery(args) -> None:
     print(f"wrote {len(REGISTRY)} pictures to {out}")
 
 
-def score_task(task: Task) -> dict:
-    """Scorers' verdicts on the task's stored events (demos and queries): generation of the
-    stored x for the stored attention, and the stored attention as the proposal, against the
-    right one read from the scene."""
-    inst = task.instance
-    gen_err, gen_ok, att_err, att_ok = [], [], [], []
-    for batch in (task.demos, task.queries):
-        for e in batch.events():
-            truth = inst.arg.attended(e.x[0], inst.argument_params)
-            truth = e.attention if truth is None else truth  # any set of its size is right
-            gen_err.append(inst.generation_error(e.x, e.attention))
-            gen_ok.append(inst.generation_success(e.x, e.attention))
-            att_err.append(inst.attention_error(e.x[0], e.attention, truth))
-            att_ok.append(inst.attention_success(e.x[0], e.attention, truth))
-    return {
-        "events": len(gen_err),
-        "generation_error": float(np.mean(gen_err)),
-        "generation_success": float(np.mean(gen_ok)),
-        "attention_error": float(np.mean(att_err)),
-        "attention_success": float(np.mean(att_ok)),
-        "error_unit": inst.act.error_unit,
-    }
-
-
-METRICS = ("generation_error", "generation_success", "attention_error", "attention_success")
-
-
 def cmd_score(args) -> None:
     from particle_world.render import describe
 
@@ -205,10 +178,7 @@ def cmd_score(args) -> None:
         score_task(t) | {"description": describe(t.instance), "instance": asdict(t.instance)}
         for t in tasks
     ]
-    weights = np.array([r["events"] for r in rows], dtype=float)
-    overall = {"events": int(weights.sum())} | {
-        m: float(np.average([r[m] for r in rows], weights=weights)) for m in METRICS
-    }
+    overall = overall_scores(rows)
     if args.json:
         print(json.dumps({"tasks": rows, "overall": overall}, indent=2))
         return

@@ -197,3 +197,43 @@ def sample_task(
     return sample_instance(family, rng, role, argument, action).sample_task(
         rng, n_demos, n_queries, n_entities
     )
+
+
+METRICS = ("generation_error", "generation_success", "attention_error", "attention_success")
+
+
+def score_task(task: Task, batches: tuple[str, ...] = ("demos", "queries")) -> dict:
+    """Scorers' verdicts on the task's stored events (of the batches named): generation of
+    the stored x for the stored attention, and the stored attention as the proposal, against
+    the right one read from the scene."""
+    inst = task.instance
+    gen_err, gen_ok, att_err, att_ok = [], [], [], []
+    for name in batches:
+        for e in getattr(task, name).events():
+            truth = inst.arg.attended(e.x[0], inst.argument_params)
+            truth = e.attention if truth is None else truth  # any set of its size is right
+            gen_err.append(inst.generation_error(e.x, e.attention))
+            gen_ok.append(inst.generation_success(e.x, e.attention))
+            att_err.append(inst.attention_error(e.x[0], e.attention, truth))
+            att_ok.append(inst.attention_success(e.x[0], e.attention, truth))
+    return {
+        "events": len(gen_err),
+        "generation_error": float(np.mean(gen_err)),
+        "generation_success": float(np.mean(gen_ok)),
+        "attention_error": float(np.mean(att_err)),
+        "attention_success": float(np.mean(att_ok)),
+        "error_unit": inst.act.error_unit,
+    }
+
+
+def overall_scores(rows: list[dict]) -> dict:
+    """Event-weighted means of score_task rows, each metric over the rows that have it
+    (a metric may be None where it was not asked for)."""
+    out = {"events": sum(r["events"] for r in rows)}
+    for metric in METRICS:
+        have = [r for r in rows if r[metric] is not None]
+        weights = [r["events"] for r in have]
+        out[metric] = (
+            float(np.average([r[metric] for r in have], weights=weights)) if have else None
+        )
+    return out
