@@ -43,7 +43,10 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 
 def scheduled(cfg: LossConfig, step: int, steps: int) -> LossConfig:
-    """The loss config at a training step: the target weight after its decay (target_decay)."""
+    """The loss config at a training step: the target weight after its decay (target_decay),
+    score matching off before its start (score_match_start)."""
+    if step < cfg.score_match_start * steps:
+        cfg = replace(cfg, score_match=0.0)
     if cfg.target_decay <= 0:
         return cfg
     progress = min(step / (cfg.target_decay * steps), 1.0)
@@ -172,6 +175,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         raise ValueError(f"unroll must be >= 0 (0: every step), got {cfg.unroll}")
     if not 0 <= cfg.target_decay <= 1:
         raise ValueError(f"target_decay must be in [0, 1], got {cfg.target_decay}")
+    if not 0 <= cfg.score_match_start < 1:
+        raise ValueError(f"score_match_start must be in [0, 1), got {cfg.score_match_start}")
     w_x, w_a = model.infer_codes(
         batch.demo_x, batch.demo_att, batch.demo_valid, create_graph=True, contexts=cfg.contexts
     )

@@ -553,6 +553,16 @@ def test_target_weight_decays_on_its_schedule_and_bad_fractions_are_refused():
         meta_loss(build_model(tiny_config()), batch, LossConfig(target_decay=1.5))
 
 
+def test_score_matching_starts_where_configured():
+    """Off for the first 60 of 100 steps, on at its weight from step 60; 1.0 is refused."""
+    cfg = LossConfig(score_match=0.5, score_match_start=0.6)
+    assert [scheduled(cfg, s, 100).score_match for s in (0, 59, 60, 99)] == [0, 0, 0.5, 0.5]
+    assert scheduled(LossConfig(score_match=0.5), 0, 100).score_match == 0.5
+    batch = TaskStream([("region-point", "action")], 2, seed=2, n_entities=(3, 4)).batch(0)
+    with pytest.raises(ValueError, match="score_match_start"):
+        meta_loss(build_model(tiny_config()), batch, LossConfig(score_match_start=1.0))
+
+
 def test_training_tasks_carry_the_configured_number_of_queries(tmp_path, monkeypatch, capsys):
     seen = []
     real_loss = train_cli.meta_loss
