@@ -197,6 +197,7 @@ def main(argv=None) -> int:
             if value is not None:
                 p.error(f"{flag} is for the per-family table; --transfer-table is on region-point")
     trains = args.transfer_table and args.checkpoint is None
+    train_steps = args.train_steps or TRANSFER_STEPS
     for flag, value in (("--train-steps", args.train_steps), ("--pair-gate", args.pair_gate)):
         if value is not None and not trains:
             p.error(
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
                 rows = {str(args.checkpoint): transfer_row(model, args.tasks, args.seed + 1)}
             else:
                 rows = transfer_table(
-                    args.train_steps or TRANSFER_STEPS,
+                    train_steps,
                     args.seed,
                     args.tasks,
                     args.threads,
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
                       f"   {pg:.3f} / {pa:.3f}")  # fmt: skip
             out = {"transfer_table": rows, "paper": PAPER_TRANSFER, "seed": args.seed}
             if not args.checkpoint:
-                out.update(train_steps=args.train_steps or TRANSFER_STEPS, pair_gate=args.pair_gate)
+                out.update(train_steps=train_steps, pair_gate=args.pair_gate)
         else:
             args.checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
             concepts = concept_list(args.concepts)

@@ -20,7 +20,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -57,7 +56,7 @@ def predict_task(model, task: Task, context: str = "auto", steps=None, restarts=
     x = q.x
     if gen:
         out = generate(model, q.x, attention, codes.w_x, q.valid, steps=steps)
-        x = np.where(q.valid[:, None, :, None], out.cpu().numpy(), 0.0).astype(q.x.dtype)
+        x = out.cpu().numpy().astype(q.x.dtype)  # padded entities are never attended: kept
     return replace(task, queries=replace(q, x=x, attention=attention))
 
 
