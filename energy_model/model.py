@@ -82,7 +82,10 @@ class ConceptModel(nn.Module):
             requires_grad=inference_cfg.learned_code_init,
         )
         self.encoder = (
-            DemoEncoder(model_cfg.code_dim, model_cfg.hidden, len(CODE_CONTEXTS))
+            DemoEncoder(
+                model_cfg.code_dim, model_cfg.hidden, len(CODE_CONTEXTS),
+                pairs=inference_cfg.encoder_pairs,
+            )  # fmt: skip
             if inference_cfg.code_encoder
             else None
         )
