@@ -81,16 +81,10 @@ class ConceptModel(nn.Module):
             torch.zeros(len(CODE_CONTEXTS), model_cfg.code_dim),
             requires_grad=inference_cfg.learned_code_init,
         )
-        self.encoder = (
-            DemoEncoder(
-                model_cfg.code_dim,
-                model_cfg.hidden,
-                len(CODE_CONTEXTS),
-                pairs=inference_cfg.encoder_pairs,
-            )
-            if inference_cfg.code_encoder
-            else None
-        )
+        self.encoder = None
+        if inference_cfg.code_encoder:
+            n_contexts, pairs = len(CODE_CONTEXTS), inference_cfg.encoder_pairs
+            self.encoder = DemoEncoder(model_cfg.code_dim, model_cfg.hidden, n_contexts, pairs)
 
     def energy(self, x, gate, w, valid) -> torch.Tensor:
         """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B], the generation
@@ -157,17 +151,9 @@ class ConceptModel(nn.Module):
         return w_x, w_a
 
     def generate(
-        self,
-        traj,
-        attention,
-        w_x,
-        valid,
-        create_graph=False,
-        steps=None,
-        record=None,
-        graph_steps=None,
-        restarts=None,
-    ):
+        self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None,
+        graph_steps=None, restarts=None,
+    ):  # fmt: skip
         """x~: the trajectory [B, T+1, N, D] after Langevin from the generation start
         (graph_steps: Langevin's). Of `restarts` chains per query (default
         inference_cfg.generation_restarts), the first starts at x^0 (as in training), the
@@ -190,15 +176,9 @@ class ConceptModel(nn.Module):
 
         chains: list[torch.Tensor] | None = None if record is None or r == 1 else []
         out = self.sample_x(
-            energy,
-            start,
-            mask,
-            create_graph,
-            steps,
-            bounds=(lo, hi),
-            record=record if r == 1 else chains,
-            graph_steps=graph_steps,
-        )
+            energy, start, mask, create_graph, steps, bounds=(lo, hi),
+            record=record if r == 1 else chains, graph_steps=graph_steps,
+        )  # fmt: skip
         if r == 1:
             return out
         if record is not None:
@@ -229,14 +209,9 @@ class ConceptModel(nn.Module):
         return _lowest(logits, energy, r)
 
     def sample_attention(
-        self,
-        energy_of_gate,
-        valid,
-        create_graph=False,
-        steps=None,
-        record=None,
+        self, energy_of_gate, valid, create_graph=False, steps=None, record=None,
         graph_steps=None,
-    ):
+    ):  # fmt: skip
         """identify's chain on a given gate -> energy function (identification_energy_fn),
         so a caller that scores other gates of the same scenes computes g once for all
         (graph_steps: Langevin's)."""
