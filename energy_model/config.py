@@ -100,9 +100,6 @@ class InferenceConfig:
     code_encoder: bool = True
     """Add to the start a per-task offset read off the demos by a small set encoder
     (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
-    encoder_pairs: bool = False
-    """The encoder also reads every pair of entities in each demo (energy_model.encoder), so
-    a per-task start can carry relations to unattended entities."""
     restarts: int = 8
     """Test-time identification runs this many chains per scene from independent random
     starts and keeps the one that ends at the lowest energy (training runs one)."""

@@ -81,10 +81,11 @@ class ConceptModel(nn.Module):
             torch.zeros(len(CODE_CONTEXTS), model_cfg.code_dim),
             requires_grad=inference_cfg.learned_code_init,
         )
-        self.encoder = None
-        if inference_cfg.code_encoder:
-            n_contexts, pairs = len(CODE_CONTEXTS), inference_cfg.encoder_pairs
-            self.encoder = DemoEncoder(model_cfg.code_dim, model_cfg.hidden, n_contexts, pairs)
+        self.encoder = (
+            DemoEncoder(model_cfg.code_dim, model_cfg.hidden, len(CODE_CONTEXTS))
+            if inference_cfg.code_encoder
+            else None
+        )
 
     def energy(self, x, gate, w, valid) -> torch.Tensor:
         """E(x [B, S, N, D], gate [B, N], w [B, C], valid [B, N]) -> [B], the generation

@@ -128,11 +128,6 @@ def check_config(cfg: TrainConfig) -> None:
         ),
     })  # fmt: skip
     family_score_scales(cfg.loss)
-    if inf.encoder_pairs and not inf.code_encoder:
-        raise ValueError(
-            "--inference.encoder-pairs true extends the demo encoder: it needs "
-            "--inference.code-encoder true"
-        )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda, but this torch sees no CUDA device: use --device cpu")
     if not cfg.device.startswith(("cpu", "cuda")):
