@@ -248,12 +248,6 @@ class TrainConfig:
     own norm before summing them (energy_model.balance): identification's is 4 (all
     families) to 20 (region-point) times larger and otherwise sets the pace of the shared
     weights. Off: no gain with all families (README)."""
-    focus_failing: float = 0.0
-    """Shift the task mix towards the families that fail: after each periodic evaluation,
-    draw each (family, role) unit in proportion to (1 - F) + F * (1 - its family's success
-    rate) there, F this value in [0, 1) (0: uniform; 0.9: a family at 100% drawn a tenth as
-    often as one at 0%). Weights change only at evaluations (eval_every), and a resumed run
-    keeps them."""
     seed: int = 0
     """Seeds the data stream, the initial weights and the samplers' noise."""
     device: str = "cpu"

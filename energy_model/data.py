@@ -102,9 +102,8 @@ def unit_horizon(family: str, role: str) -> int:
 class TaskStream(Dataset):
     """Batches indexed by training step: batch s draws from np.random.default_rng([seed, s]),
     so a resumed run, or one with any number of data workers, sees the same data. Each batch
-    holds one horizon (one-step or trajectory events), chosen in proportion to the sampling
-    weight of the (family, role) units that have it, and its units in proportion to theirs
-    (uniform unless set_weights was called). paired: tasks come in pairs of a drawn unit and
+    holds one horizon (one-step or trajectory events), chosen in proportion to how many
+    (family, role) units have it. paired: tasks come in pairs of a uniformly drawn unit and
     one of its siblings (sibling_units), hard negatives for the code-contrast loss."""
 
     def __init__(
@@ -124,22 +123,17 @@ class TaskStream(Dataset):
         for u in unit_list:
             self.groups.setdefault(unit_horizon(*u), []).append(u)
         self.siblings = {u: sibling_units(u, g) for g in self.groups.values() for u in g}
-        self.weights: dict[tuple[str, str], float] | None = None
         self.batch_size, self.seed = batch_size, seed
         self.n_demos, self.n_queries, self.n_entities = n_demos, n_queries, n_entities
 
     def batch(self, step: int) -> TaskBatch:
         rng = np.random.default_rng([self.seed, step])
         keys = sorted(self.groups)
-        weight = self.weights or dict.fromkeys(self.siblings, 1.0)
-        mass = np.array([sum(weight[u] for u in self.groups[k]) for k in keys])
-        group = self.groups[keys[rng.choice(len(keys), p=mass / mass.sum())]]
-        p = None if self.weights is None else np.array([weight[u] for u in group])
+        sizes = np.array([len(self.groups[k]) for k in keys], dtype=float)
+        group = self.groups[keys[rng.choice(len(keys), p=sizes / sizes.sum())]]
         picked = []
         while len(picked) < self.batch_size:
-            unit = group[
-                rng.integers(len(group)) if p is None else rng.choice(len(p), p=p / p.sum())
-            ]
+            unit = group[rng.integers(len(group))]
             picked.append(unit)
             if self.paired:
                 siblings = self.siblings[unit]
@@ -151,17 +145,6 @@ class TaskStream(Dataset):
         return collate(tasks, self.paired)
 
     __getitem__ = batch
-
-    def set_weights(self, weights: dict[tuple[str, str], float] | None) -> None:
-        """Sampling weights per unit (positive, any scale) for the batches drawn from now
-        on; None: uniform, drawn exactly as a stream that never had weights."""
-        if weights is not None:
-            missing = set(self.siblings) - set(weights)
-            if missing or any(not w > 0 for w in weights.values()):
-                raise ValueError(
-                    f"sampling weights must be positive for every unit; missing {sorted(missing)}"
-                )
-        self.weights = None if weights is None else dict(weights)
 
     def batches(self, start: int, stop: int, workers: int = 0):
         """Batches start..stop-1 in order; workers > 0 builds them in that many processes

@@ -96,14 +96,6 @@ def _score(summary: dict) -> tuple[float, float]:
     return summary["mean_success"], -float(np.mean(errors)) if errors else 0.0
 
 
-def failure_weights(result: dict, unit_list: list, focus: float) -> dict:
-    """Sampling weights per (family, role) unit from an evaluation's per-family success
-    (TrainConfig.focus_failing); a family the evaluation left out counts as failing."""
-    rows = result["concepts"]
-    success = {u: rows[u[0]]["success_rate"] if u[0] in rows else 0.0 for u in unit_list}
-    return {u: (1 - focus) + focus * (1 - s) for u, s in success.items()}
-
-
 def check_config(cfg: TrainConfig) -> None:
     """Refuse settings no run can use, naming their flags, before any work is done."""
     lo, hi = cfg.n_entities
@@ -124,7 +116,6 @@ def check_config(cfg: TrainConfig) -> None:
         "checkpoint_every": (cfg.checkpoint_every >= 1, "at least 1"),
         "max_energy": (cfg.max_energy > 0, "positive"),
         "ema": (0 <= cfg.ema < 1, "in [0, 1)"),
-        "focus_failing": (0 <= cfg.focus_failing < 1, "in [0, 1)"),
         "model.hidden": (cfg.model.hidden >= 1, "at least 1"),
         "model.code_dim": (cfg.model.code_dim >= 1, "at least 1"),
         "inference.x.steps": (inf.x.steps >= 1, "at least 1"),
@@ -179,7 +170,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
     balancer = ContextBalancer() if cfg.balance_contexts else None
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
-    start, best, saved_weights = 0, None, None
+    start, best = 0, None
     if resume:
         ckpt = read_checkpoint(out / "last.pt", cfg.device)
         saved = asdict(saved_configs(ckpt, out / "last.pt")[0])
@@ -206,7 +197,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             balancer.load_state_dict(ckpt["balancer"])
         if ema is not None and "ema" in ckpt:  # else the average starts at these weights
             ema.load_state_dict(ckpt["ema"])
-        saved_weights = ckpt.get("unit_weights")
     elif cfg.init:
         init_weights(model, cfg)
     write_json(out / "config.json", asdict(cfg))
@@ -215,8 +205,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         unit_list, cfg.batch_size, cfg.seed, n_queries=cfg.queries, n_entities=cfg.n_entities,
         paired=cfg.loss.code_contrast > 0,
     )  # fmt: skip
-    if saved_weights:
-        stream.set_weights({(f, r): w for f, r, w in saved_weights})
 
     def checkpoint(name: str, step: int, resumable: bool = True, weights=model) -> None:
         extra = {"step": step, "train_config": asdict(cfg)}
@@ -231,8 +219,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 extra["balancer"] = balancer.state_dict()
             if ema is not None:
                 extra["ema"] = ema.state_dict()
-            if stream.weights is not None:
-                extra["unit_weights"] = [[f, r, w] for (f, r), w in stream.weights.items()]
         save_checkpoint(out / name, weights, extra)
 
     log = (out / "metrics.jsonl").open("a" if resume else "w")
@@ -282,9 +268,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 best = score
                 checkpoint("best.pt", done, resumable=False)
             log.write(json.dumps({"step": done, "eval": summary}) + "\n")
-            if cfg.focus_failing and done < cfg.steps:
-                stream.set_weights(failure_weights(result, unit_list, cfg.focus_failing))
-                batches = iter(stream.batches(done, cfg.steps, cfg.workers))
             if ema is not None:
                 ema_summary = _summary(
                     evaluate(ema.module, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)

@@ -110,21 +110,14 @@ def test_best_checkpoint_holds_the_best_periodic_evaluation(tmp_path):
     assert tuple(last["best_score"]) == train_cli._score(best["eval"])
 
 
-@pytest.mark.parametrize(
-    "balance, ema, focus",
-    [(False, 0.0, 0.0), (True, 0.0, 0.0), (False, 0.5, 0.0), (False, 0.0, 0.9)],
-)
+@pytest.mark.parametrize("balance, ema", [(False, 0.0), (True, 0.0), (False, 0.5)])
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(
-    tmp_path, monkeypatch, balance, ema, focus
+    tmp_path, monkeypatch, balance, ema
 ):
     """Also with the resumed half's batches built by a data worker process: same data; with
-    balanced contexts, the running gradient norms are restored too, with --ema the weight
-    average, and with --focus-failing the task mix set at the last evaluation."""
-    focused = dict(eval_every=2, eval_tasks=2, concepts=["region-point", "north"])
-    cfg = tiny_config(
-        steps=4, checkpoint_every=2, balance_contexts=balance, ema=ema, focus_failing=focus,
-        **(focused if focus else {}),
-    )  # fmt: skip
+    balanced contexts, the running gradient norms are restored too, and with --ema the
+    weight average."""
+    cfg = tiny_config(steps=4, checkpoint_every=2, balance_contexts=balance, ema=ema)
     train(cfg, tmp_path / "straight", quiet=True)
     calls = {"n": 0}
     real_loss = train_cli.meta_loss
@@ -142,8 +135,6 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     runs = ("straight", "resumed")
     resume = ["--out", str(tmp_path / "resumed"), "--resume", "--quiet", "--workers", "1"]
     assert train_cli.main(resume) == 0
-    saved = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
-    assert ("unit_weights" in saved) == bool(focus)
     for name in ("final.pt", "final_ema.pt") if ema else ("final.pt",):
         a = torch.load(tmp_path / "straight" / name, weights_only=True)["state_dict"]
         b = torch.load(tmp_path / "resumed" / name, weights_only=True)["state_dict"]
@@ -188,7 +179,6 @@ def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_pa
     "argv, message",
     [
         (["--ema", "1"], "--ema must be in [0, 1) (got 1.0)"),
-        (["--focus-failing", "1"], "--focus-failing must be in [0, 1) (got 1.0)"),
         (["--steps", "0", "--lr", "0"], "--steps must be at least 1 (got 0); --lr must be"),
         (["--n-entities", "5,2"], "--n-entities must be MIN,MAX with 1 <= MIN <= MAX"),
         (["--inference.w.steps", "-1"], "--inference.w.steps must be 0 or more"),
@@ -551,23 +541,6 @@ def test_paired_batches_hold_sibling_concepts_side_by_side():
     assert plain.partner.tolist() == [3, 0, 1, 2]
     with pytest.raises(ValueError, match="even batch size"):
         TaskStream(pool, 3, seed=5, paired=True)
-
-
-def test_sampling_weights_set_the_task_mix_and_failing_families_weigh_more():
-    pool = [("north", "action"), ("quantity-2", "argument")]
-    stream = TaskStream(pool, 16, seed=5, n_entities=(3, 4))
-    uniform = stream.batch(0)
-    stream.set_weights({pool[0]: 1.0, pool[1]: 1e-9})
-    assert {t.family for t in stream.batch(0).instances} == {"north"}
-    stream.set_weights(None)  # back to uniform: the very draws of a stream without weights
-    assert torch.equal(stream.batch(0).query_x, uniform.query_x)
-    with pytest.raises(ValueError, match="positive for every unit"):
-        stream.set_weights({pool[0]: 1.0})
-    with pytest.raises(ValueError, match="positive for every unit"):
-        stream.set_weights({pool[0]: 1.0, pool[1]: 0.0})
-    result = {"concepts": {"north": {"success_rate": 1.0}}}
-    weights = train_cli.failure_weights(result, pool, focus=0.9)
-    assert weights == pytest.approx({pool[0]: 0.1, pool[1]: 1.0})  # quantity-2 not evaluated
 
 
 def test_target_weight_decays_on_its_schedule_and_bad_fractions_are_refused():
