@@ -5,6 +5,8 @@ x~ <- Langevin from x^0 on the queries (generation),  a~ <- from N(0, 1) (identi
 L_ML = softplus(E(x^1, a, w_x) - E(x_bar, a, w_x)) + softplus(E(x^0, a, w_a) - E(x^0, a_bar, w_a))
 L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: only the
                                                         sampler path carries gradient)
+(under inference.identification 'search', a~ is the lowest-energy binary mask: no chain,
+so no identification L_KL and no identification target)
 + energy_reg * (E_pos^2 + E_neg^2 [+ E_other^2])       (keeps a linear head bounded)
 + target * (|x~ - x^1|^2 + BCE(a~, a))                  (optional: the chains' outputs
                                                         supervised, codes and all)
@@ -182,7 +184,8 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     )
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
-    kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification
+    search = model.inference_cfg.identification == "search"
+    kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification and not search
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())
 
@@ -231,13 +234,17 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             cfg = replace(cfg, energy_reg=cfg.energy_reg_identification)
         wq = w_a.repeat_interleave(kq, dim=0)
         x0 = traj[:, 0]
-        energy_of_gate = model.identification_energy_fn(x0, wq, valid)
-        a_tilde = model.sample_attention(
-            energy_of_gate, valid, kl_a or cfg.target > 0, graph_steps=cfg.unroll or None
-        )
-        gate_tilde = torch.sigmoid(a_tilde)
         e_pos = model.identification_energy(x0, att, wq, valid)
-        e_neg = energy_of_gate(gate_tilde.detach())
+        if search:  # the negative: the lowest-energy mask, no chain to differentiate
+            masks = model.search_attention(x0, wq, valid)
+            e_neg = model.identification_energy(x0, masks, wq, valid)
+        else:
+            energy_of_gate = model.identification_energy_fn(x0, wq, valid)
+            a_tilde = model.sample_attention(
+                energy_of_gate, valid, kl_a or cfg.target > 0, graph_steps=cfg.unroll or None
+            )
+            gate_tilde = torch.sigmoid(a_tilde)
+            e_neg = energy_of_gate(gate_tilde.detach())
         out["ml_a"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
         loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
@@ -253,7 +260,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.perturbed > 0:
             e_near = model.identification_energy(x0, flipped_attention(att, valid), wq, valid)
             loss_a = loss_a + _perturbed(out, "a", e_pos, e_near, cfg)
-        if cfg.target > 0:
+        if cfg.target > 0 and not search:
             bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
             out["target_a"] = (bce * valid).sum(1).mean()
             loss_a = loss_a + cfg.target * out["target_a"]

@@ -69,6 +69,11 @@ def generate(model: ConceptModel, demos: Events, queries: Events, w_x: torch.Ten
 def identify(model: ConceptModel, demos: Events, queries: Events, w_a: torch.Tensor, lengths):
     """Attention logits of the query start states [B*Kq, N] and the length picked per task
     [B]; w_a [B, C] the tasks' codes."""
+    if model.inference_cfg.identification == "search":
+        raise ValueError(
+            "identification 'search' runs no chain, so it has no length to pick: give one "
+            "--steps value, or --identification langevin"
+        )
 
     def chain(traj, att, valid, w, n, record):
         model.identify(traj[:, 0], w, valid, steps=n, record=record)

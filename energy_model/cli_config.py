@@ -11,7 +11,7 @@ import inspect
 import json
 import typing
 
-from energy_model.config import from_dict
+from energy_model.config import IDENTIFICATIONS, from_dict
 
 
 @functools.cache
@@ -45,6 +45,15 @@ def seed_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed must be 0 or more, got {value}")
     return value
+
+
+def add_identification_flag(parser: argparse.ArgumentParser) -> None:
+    """--identification: a checkpoint's test-time identification method overridden."""
+    parser.add_argument(
+        "--identification", choices=IDENTIFICATIONS,
+        help="how identification takes its argmin over attention: langevin (chains) or "
+        "search (over binary masks; default: the checkpoint's inference.identification)",
+    )  # fmt: skip
 
 
 def _parse_bool(text: str) -> bool:

@@ -100,6 +100,11 @@ class InferenceConfig:
     code_encoder: bool = True
     """Add to the start a per-task offset read off the demos by a small set encoder
     (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
+    identification: str = "langevin"
+    """How identification takes eq. 3's argmin over a: 'langevin', chains over attention
+    logits (the paper); 'search', over binary masks (energy_model.mask_search: every mask
+    of up to 10 entities, single-flip descent beyond), which in training also gives
+    identification's L_ML its negative, so that no chain is run or differentiated."""
     restarts: int = 8
     """Test-time identification runs this many chains per scene from independent random
     starts and keeps the one that ends at the lowest energy (training runs one)."""
@@ -107,6 +112,9 @@ class InferenceConfig:
     """Test-time generation runs this many chains per query, the first from x^0 as in
     training, the others from what generation moves drawn uniformly in the world, and keeps
     the one that ends at the lowest energy (training runs one, from x^0)."""
+
+
+IDENTIFICATIONS = ("langevin", "search")
 
 
 TEST_TIME_ONLY = ("restarts", "generation_restarts")

@@ -8,9 +8,9 @@
 The first prints, per concept family, generation error, attention error and success rate
 (a metric that does not apply to a family's roles is shown as '-', null in the JSON; the
 JSON also records the settings that produced it: checkpoint, seed, tasks, entities, steps
-(null: as trained) and restarts). The second reproduces the paper's transfer table on
-region-point: untrained, trained on generation only, on identification only, on both; with
---checkpoint, that checkpoint's row (compared with the paper's 'both').
+(null: as trained), restarts and identification). The second reproduces the paper's
+transfer table on region-point: untrained, trained on generation only, on identification
+only, on both; with --checkpoint, that checkpoint's row (compared with the paper's 'both').
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from energy_model.checkpoint import (
     load_model,
     read_checkpoint,
 )
-from energy_model.cli_config import positive_int, seed_int
+from energy_model.cli_config import add_identification_flag, positive_int, seed_int
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import concept_list, units
 from energy_model.evaluation import evaluate, evaluate_unit
+from energy_model.inference import with_test_time
 from energy_model.plots import plot_success
 from particle_world.io import prepare_output, write_json
 from particle_world.tasks import DEFAULT_ENTITIES
@@ -73,16 +74,6 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _with_restarts(model, restarts: int | None, generation_restarts: int | None = None):
-    """The model with its test-time restarts (identification's, generation's) overridden
-    where given."""
-    if restarts:
-        model.inference_cfg.restarts = restarts
-    if generation_restarts:
-        model.inference_cfg.generation_restarts = generation_restarts
-    return model
-
-
 def untrained_like(path) -> torch.nn.Module:
     """A freshly initialised network with the checkpoint's config (the baseline row)."""
     from energy_model.train import build_model
@@ -98,12 +89,12 @@ def transfer_table(
     tasks: int,
     threads: int,
     pair_gate: str | None = None,
-    restarts: int | None = None,
-    generation_restarts: int | None = None,
+    test_time: dict | None = None,
 ) -> dict:
     """Train region-point on each context, evaluate both contexts on held-out region-point
     tasks (the paper's table): generation error of the move, attention error of the color
-    argument. A run under runs/ trained with exactly this config is reused."""
+    argument. A run under runs/ trained with exactly this config is reused; test_time:
+    with_test_time's overrides for every row."""
     from energy_model.experiments.common import train_or_reuse
     from energy_model.train import build_model
 
@@ -118,7 +109,7 @@ def transfer_table(
             cfg.loss.contexts = contexts
             name = f"transfer-{contexts}" + (f"-{pair_gate}" if pair_gate else "")
             model, _ = train_or_reuse(cfg, Path("runs") / name)
-        model = _with_restarts(model, restarts, generation_restarts)
+        model = with_test_time(model, **(test_time or {}))
         rows[contexts] = transfer_row(model, tasks, seed + 1)
     return rows
 
@@ -186,8 +177,11 @@ def main(argv=None) -> int:
         "positions and colors, the lowest-energy one kept (default: the checkpoint's "
         "inference.generation_restarts)",
     )  # fmt: skip
+    add_identification_flag(p)
     p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
+    test_time = {"restarts": args.restarts, "generation_restarts": args.generation_restarts,
+                 "identification": args.identification}  # fmt: skip
     if not 1 <= args.entities[0] <= args.entities[1]:
         p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")
     torch.set_num_threads(args.threads)
@@ -210,9 +204,7 @@ def main(argv=None) -> int:
                 prepare_output(flag, path)
         if args.transfer_table:
             if args.checkpoint:
-                model = _with_restarts(
-                    load_model(args.checkpoint), args.restarts, args.generation_restarts
-                )
+                model = with_test_time(load_model(args.checkpoint), **test_time)
                 rows = {str(args.checkpoint): transfer_row(model, args.tasks, args.seed + 1)}
             else:
                 rows = transfer_table(
@@ -221,8 +213,7 @@ def main(argv=None) -> int:
                     args.tasks,
                     args.threads,
                     args.pair_gate,
-                    args.restarts,
-                    args.generation_restarts,
+                    test_time,
                 )
             print(f"{'condition':16s} {'gen_err':>8s} {'att_err':>8s}   paper gen / att")
             for name, r in rows.items():
@@ -239,10 +230,7 @@ def main(argv=None) -> int:
             models = {"trained": load_model(args.checkpoint)}
             if not args.no_baseline:
                 models = {"untrained": untrained_like(args.checkpoint), **models}
-            models = {
-                k: _with_restarts(m, args.restarts, args.generation_restarts)
-                for k, m in models.items()
-            }
+            models = {k: with_test_time(m, **test_time) for k, m in models.items()}
             results = {}
             with tqdm(total=n_units * len(models), ncols=100, desc="evaluating") as bar:
                 for name, model in models.items():
@@ -259,7 +247,8 @@ def main(argv=None) -> int:
                    "checkpoint": str(args.checkpoint), "seed": args.seed, "tasks": args.tasks,
                    "entities": list(args.entities), "steps": args.steps,
                    "restarts": inference.restarts,
-                   "generation_restarts": inference.generation_restarts}  # fmt: skip
+                   "generation_restarts": inference.generation_restarts,
+                   "identification": inference.identification}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,15 @@ def as_tensor(model: ConceptModel, array, dtype=torch.float32) -> torch.Tensor:
     )
 
 
+def with_test_time(model: ConceptModel, **overrides) -> ConceptModel:
+    """The model with test-time inference settings (restarts, generation_restarts,
+    identification) overridden where given (not None)."""
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(model.inference_cfg, name, value)
+    return model
+
+
 def _finite(name: str, t: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(t).all():
         raise ValueError(

@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from energy_model.config import InferenceConfig, ModelConfig
+from energy_model.config import IDENTIFICATIONS, InferenceConfig, ModelConfig
 from energy_model.encoder import DemoEncoder
 from energy_model.langevin import Langevin
+from energy_model.mask_search import lowest_energy_masks
 from energy_model.network import build_energy
 from particle_world import entities as E
 
@@ -65,6 +66,11 @@ def generation_start(traj: torch.Tensor, attention: torch.Tensor) -> torch.Tenso
 class ConceptModel(nn.Module):
     def __init__(self, model_cfg: ModelConfig, inference_cfg: InferenceConfig):
         super().__init__()
+        if inference_cfg.identification not in IDENTIFICATIONS:
+            raise ValueError(
+                f"inference.identification must be one of {IDENTIFICATIONS}, "
+                f"got {inference_cfg.identification!r}"
+            )
         self.model_cfg = model_cfg
         self.inference_cfg = inference_cfg
         self.net = build_energy(model_cfg)
@@ -190,8 +196,18 @@ class ConceptModel(nn.Module):
         """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3): of `restarts`
         chains per scene (default inference_cfg.restarts), the one that ends at the lowest
         energy, eq. 3's argmin over a approached from several starts. With record, each
-        recorded step keeps its own lowest-energy chain."""
+        recorded step keeps its own lowest-energy chain. Under identification 'search', the
+        lowest-energy binary mask instead (search_attention, restarts its descents per scene
+        beyond the exhaustive size), as logits of +-SEARCH_LOGIT (steps does not apply;
+        record gets the one result)."""
         r = self.inference_cfg.restarts if restarts is None else restarts
+        if self.inference_cfg.identification == "search":
+            if create_graph:
+                raise ValueError("identification 'search' has no gradient to keep")
+            logits = (2 * self.search_attention(x0, w_a, valid, r) - 1) * SEARCH_LOGIT
+            if record is not None:
+                record.append(logits)
+            return logits
         _check_restarts(r, create_graph)
         if r == 1:
             energy_of_gate = self.identification_energy_fn(x0, w_a, valid)
@@ -208,6 +224,16 @@ class ConceptModel(nn.Module):
         if record is not None:
             record.extend(_lowest(state, energy, r) for state in chains)
         return _lowest(logits, energy, r)
+
+    def search_attention(self, x0, w_a, valid, starts=8) -> torch.Tensor:
+        """[B, N] 0/1: the binary mask of valid entities of lowest identification energy
+        (energy_model.mask_search; `starts` descents per scene beyond its exhaustive size)."""
+        x0, w_a = x0.detach(), w_a.detach()
+
+        def energy(rows, masks):
+            return self.identification_energy(x0[rows], masks, w_a[rows], valid[rows])
+
+        return lowest_energy_masks(energy, valid.bool(), starts)
 
     def sample_attention(
         self, energy_of_gate, valid, create_graph=False, steps=None, record=None,
@@ -226,6 +252,10 @@ class ConceptModel(nn.Module):
             record=record,
             graph_steps=graph_steps,
         )
+
+
+SEARCH_LOGIT = 20.0
+"""The logit a searched mask is returned as: sigmoid(+-20) is 1 or 0 to float32 rounding."""
 
 
 def _check_restarts(r: int, create_graph: bool) -> None:

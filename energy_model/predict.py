@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from energy_model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_model
-from energy_model.cli_config import positive_int, seed_int
-from energy_model.inference import generate, identify, infer_codes
+from energy_model.cli_config import add_identification_flag, positive_int, seed_int
+from energy_model.inference import generate, identify, infer_codes, with_test_time
 from particle_world.io import load_tasks, prepare_output, save_tasks, write_json
 from particle_world.tasks import Task, overall_scores, score_task
 
@@ -97,6 +97,7 @@ def main(argv=None) -> int:
         help="identification chains per query, the lowest-energy one kept (default: the "
         "checkpoint's)",
     )  # fmt: skip
+    add_identification_flag(p)
     p.add_argument("--json", type=Path, help="also write the scores here")
     p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
         tasks = load_tasks(args.tasks)
         if not tasks:
             raise ValueError(f"{args.tasks}: the file holds no tasks to predict")
-        model = load_model(args.checkpoint)
+        model = with_test_time(load_model(args.checkpoint), identification=args.identification)
         torch.manual_seed(args.seed)
         predicted = [
             predict_task(model, t, args.context, args.steps, args.restarts)
