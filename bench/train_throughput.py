@@ -23,6 +23,8 @@ the same energy at 0/1 gates:
               (LossConfig.kl false, perturbed 1, perturb_scale 2: another loss)
     unroll-2  default, the query chains differentiated through their last 2 steps only
               (LossConfig.unroll 2: truncated, not the default)
+    search    default, identification's negative the lowest-energy binary mask, every mask
+              scored, and no identification chain (InferenceConfig.identification 'search')
     code-scale default, each input feature of g scaled by the code (ModelConfig.code_scale,
               which the all-family default checkpoint trains with)
     bf16      default, the loss computed under torch.autocast to bfloat16 (matrix products
@@ -53,7 +55,8 @@ from energy_model.model import ConceptModel
 from particle_world.io import write_json
 
 _NAIVE = {
-    "rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "loss": {}, "bf16": False
+    "rows": "all", "silu": False, "model": {"fractional_gate": "input"}, "inference": {},
+    "loss": {}, "bf16": False,
 }  # fmt: skip
 _DEFAULT = {**_NAIVE, "rows": "sparse", "silu": True}
 _NEAR_MISSES = {"perturbed": 1.0, "perturb_scale": 2.0}
@@ -70,6 +73,7 @@ MODES = {
     "no-kl-x": {**_DEFAULT, "loss": {"kl_generation": False, **_NEAR_MISSES}},
     "no-kl": {**_DEFAULT, "loss": {"kl": False, **_NEAR_MISSES}},
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
+    "search": {**_DEFAULT, "inference": {"identification": "search"}},
     "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
     "bf16": {**_DEFAULT, "bf16": True},
 }
@@ -85,7 +89,9 @@ def _stepper(conn, b: int, n: int, steps: int, threads: int, device: str, mode: 
     stream = TaskStream([("region-point", "action")], b, 0, n_entities=(n, n))
     batches = [stream.batch(i).to(device) for i in range(WARMUP + steps)]
     torch.manual_seed(0)
-    model = ConceptModel(ModelConfig(hidden=hidden, **how["model"]), InferenceConfig()).to(device)
+    model = ConceptModel(
+        ModelConfig(hidden=hidden, **how["model"]), InferenceConfig(**how["inference"])
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     conn.send(b * (batches[0].demo_x.shape[1] + batches[0].query_x.shape[1]))  # events
     while (i := conn.recv()) is not None:

@@ -5,7 +5,7 @@ x~ <- Langevin from x^0 on the queries (generation),  a~ <- from N(0, 1) (identi
 L_ML = softplus(E(x^1, a, w_x) - E(x_bar, a, w_x)) + softplus(E(x^0, a, w_a) - E(x^0, a_bar, w_a))
 L_KL = E_bar(x~, a, w_bar_x) + E_bar(x^0, a~, w_bar_a)     (parameters frozen: only the
                                                         sampler path carries gradient)
-(under inference.identification 'search', a~ is the lowest-energy binary mask: no chain,
+(with identification_negative 'search', a~ is the lowest-energy binary mask: no chain,
 so no identification L_KL and no identification target)
 + energy_reg * (E_pos^2 + E_neg^2 [+ E_other^2])       (keeps a linear head bounded)
 + target * (|x~ - x^1|^2 + BCE(a~, a))                  (optional: the chains' outputs
@@ -38,6 +38,7 @@ from energy_model.model import ConceptModel, feature_bounds, generation_mask, ge
 from particle_world.concepts import REGISTRY
 
 CONTEXTS = ("both", "generation", "identification")
+NEGATIVES = ("chain", "search")
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -173,6 +174,11 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     'loss_a' its generation and identification parts (zero for a context not trained)."""
     if cfg.contexts not in CONTEXTS:
         raise ValueError(f"contexts must be one of {CONTEXTS}, got {cfg.contexts!r}")
+    if cfg.identification_negative not in NEGATIVES:
+        raise ValueError(
+            f"identification_negative must be one of {NEGATIVES}, "
+            f"got {cfg.identification_negative!r}"
+        )
     if cfg.unroll < 0:
         raise ValueError(f"unroll must be >= 0 (0: every step), got {cfg.unroll}")
     if not 0 <= cfg.target_decay <= 1:
@@ -184,7 +190,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     )
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
-    search = model.inference_cfg.identification == "search"
+    search = cfg.identification_negative == "search"
     kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification and not search
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())

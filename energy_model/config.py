@@ -100,14 +100,16 @@ class InferenceConfig:
     code_encoder: bool = True
     """Add to the start a per-task offset read off the demos by a small set encoder
     (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
-    identification: str = "langevin"
-    """How identification takes eq. 3's argmin over a: 'langevin', chains over attention
-    logits (the paper); 'search', over binary masks (energy_model.mask_search: every mask
-    of up to 10 entities, single-flip descent beyond), which in training also gives
-    identification's L_ML its negative, so that no chain is run or differentiated."""
+    identification: str = "search"
+    """How test-time identification takes eq. 3's argmin over a: 'search', over the binary
+    masks attention can be (energy_model.mask_search: every mask up to 10 entities,
+    single-flip descent from `restarts` random masks beyond); 'langevin', `restarts`
+    chains over attention logits (the paper's, and training's: LossConfig
+    identification_negative)."""
     restarts: int = 8
-    """Test-time identification runs this many chains per scene from independent random
-    starts and keeps the one that ends at the lowest energy (training runs one)."""
+    """Test-time identification under 'langevin' runs this many chains per scene from
+    independent random starts and keeps the one that ends at the lowest energy (training
+    runs one); under 'search', this many descents per scene too large to enumerate."""
     generation_restarts: int = 1
     """Test-time generation runs this many chains per query, the first from x^0 as in
     training, the others from what generation moves drawn uniformly in the world, and keeps
@@ -117,7 +119,7 @@ class InferenceConfig:
 IDENTIFICATIONS = ("langevin", "search")
 
 
-TEST_TIME_ONLY = ("restarts", "generation_restarts")
+TEST_TIME_ONLY = ("identification", "restarts", "generation_restarts")
 """InferenceConfig fields that change no training: a fine-tune (--init) may set them anew."""
 
 
@@ -134,6 +136,7 @@ def paper_inference() -> InferenceConfig:
         w=SamplerConfig(**asdict(lit)),
         learned_code_init=False,
         code_encoder=False,
+        identification="langevin",
     )
 
 
@@ -161,6 +164,12 @@ class LossConfig:
     """With kl, include generation's L_KL term too. False: its chain runs without a graph
     (unless target > 0); with perturbed near misses in its place, 36.0% against 36.1% at
     300 steps, no faster (identification's chain is the costly one; docs/learning.md)."""
+    identification_negative: str = "chain"
+    """Identification's L_ML negative: 'chain', the end of a Langevin chain over attention
+    logits (Algorithm 1); 'search', the lowest-energy binary mask (energy_model.mask_search),
+    so that no identification chain runs and there is no identification L_KL or target.
+    Over the default's recipe 43.0% / 41.2% held-out against 42.3% / 42.5% (docs/learning.md,
+    "Identification over binary masks")."""
     energy_reg: float = 0.1
     """Weight of the energy^2 regulariser on positive and negative energies."""
     energy_reg_identification: float | None = None

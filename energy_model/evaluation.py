@@ -46,7 +46,8 @@ def evaluate_unit(
     task the codes inferred from the demos of task i - k: with k != 0 the errors show how much
     the codes, not what all instances share, carry the concept (bench/code_swap.py).
     steps: the chains' length (None: as trained), or several candidate lengths, one picked
-    per task on its own demos (energy_model.chain_length)."""
+    per task on its own demos (energy_model.chain_length; identification by search has no
+    chain and ignores them)."""
     device = model.code_init.device
     tasks = held_out_tasks(family, role, n_tasks, seed, n_entities)
     batch = collate(tasks).to(device)
@@ -62,7 +63,8 @@ def evaluate_unit(
             batch.demo_x, batch.demo_att, batch.demo_valid, steps=None, contexts=context
         )
         w = (w_x if context == "generation" else w_a).roll(code_shift, 0)
-        if isinstance(steps, Sequence):
+        search = model.inference_cfg.identification == "search"
+        if isinstance(steps, Sequence) and (context == "generation" or not search):
             demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
             queries = (batch.query_x, batch.query_att, batch.query_valid)
             if context == "generation":
@@ -71,8 +73,9 @@ def evaluate_unit(
                 logits, _ = chain_length.identify(model, demos, queries, w, steps)
         elif context == "generation":
             out = model.generate(traj, att, w.repeat_interleave(kq, 0), valid, steps=steps)
-        else:
-            logits = model.identify(traj[:, 0], w.repeat_interleave(kq, 0), valid, steps=steps)
+        else:  # a search has no chain length to pick
+            length = None if isinstance(steps, Sequence) else steps
+            logits = model.identify(traj[:, 0], w.repeat_interleave(kq, 0), valid, steps=length)
     errors, successes = [], []
     for q in range(traj.shape[0]):
         inst = tasks[q // kq].instance

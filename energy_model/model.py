@@ -193,13 +193,13 @@ class ConceptModel(nn.Module):
         return _lowest(out, energy, r)
 
     def identify(self, x0, w_a, valid, create_graph=False, steps=None, record=None, restarts=None):
-        """Attention logits [B, N] after Langevin from a unit Gaussian (eq. 3): of `restarts`
-        chains per scene (default inference_cfg.restarts), the one that ends at the lowest
-        energy, eq. 3's argmin over a approached from several starts. With record, each
-        recorded step keeps its own lowest-energy chain. Under identification 'search', the
-        lowest-energy binary mask instead (search_attention, restarts its descents per scene
-        beyond the exhaustive size), as logits of +-SEARCH_LOGIT (steps does not apply;
-        record gets the one result)."""
+        """Attention logits [B, N], eq. 3's argmin over a. Under inference_cfg.identification
+        'search' (the default): the lowest-energy binary mask (search_attention, `restarts`
+        descents per scene beyond the exhaustive size) as logits of +-SEARCH_LOGIT; steps
+        does not apply, record gets the one result. Under 'langevin': Langevin from a unit
+        Gaussian, of `restarts` chains per scene (default inference_cfg.restarts) the one
+        that ends at the lowest energy; with record, each recorded step keeps its own
+        lowest-energy chain."""
         r = self.inference_cfg.restarts if restarts is None else restarts
         if self.inference_cfg.identification == "search":
             if create_graph:

@@ -12,7 +12,8 @@ from energy_model.model import ConceptModel, generation_mask
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    model = ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig())
+    inference = InferenceConfig(identification="langevin")  # the chains whose length is picked
+    model = ConceptModel(ModelConfig(hidden=32, code_dim=8), inference)
     batch = TaskStream([("north", "action"), ("quantity-2", "argument")], 4, seed=5).batch(0)
     demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
     queries = (batch.query_x, batch.query_att, batch.query_valid)

@@ -78,9 +78,7 @@ def test_search_refuses_scenes_without_an_entity():
 
 def search_model():
     torch.manual_seed(0)
-    return ConceptModel(
-        ModelConfig(hidden=32, code_dim=8), InferenceConfig(identification="search")
-    )
+    return ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig())
 
 
 def test_model_identifies_the_lowest_energy_mask_as_saturated_logits():
@@ -106,12 +104,14 @@ def test_model_identifies_the_lowest_energy_mask_as_saturated_logits():
         model.identify(x0, w, valid, create_graph=True)
     with pytest.raises(ValueError, match="identification must be one of"):
         ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig(identification="x"))
+    with pytest.raises(ValueError, match="identification_negative must be one of"):
+        meta_loss(model, batch, LossConfig(identification_negative="x"))
 
 
-def test_training_with_search_scores_the_searched_mask_and_runs_no_identification_chain():
+def test_search_negatives_score_the_searched_mask_and_run_no_identification_chain():
     model = search_model()
     batch = TaskStream([("quantity-2", "argument")], 4, seed=2, n_entities=(3, 5)).batch(0)
-    out = meta_loss(model, batch, LossConfig())
+    out = meta_loss(model, batch, LossConfig(identification_negative="search"))
     assert "kl_a" not in out and "ml_a" in out and "kl_x" in out
     out["loss"].backward()
     assert model.sample_a.log_step.grad is None  # no chain over attention ran with a graph
@@ -119,12 +119,14 @@ def test_training_with_search_scores_the_searched_mask_and_runs_no_identificatio
     assert model.code_init.grad[1].abs().sum() > 0  # identification's code start learns
 
 
-def test_evaluate_switches_identification_and_records_it(tmp_path, capsys):
+def test_evaluate_switches_identification_and_records_it(tmp_path):
     out = tmp_path / "eval.json"
     argv = ["--concepts", "quantity-1", "--tasks", "2", "--no-baseline", "--json", str(out)]
     assert evaluate_cli.main([*argv, "--identification", "search"]) == 0
     result = json.loads(out.read_text())
     assert result["identification"] == "search"
     assert result["concepts"]["quantity-1"]["attention_error"] < 0.01  # saturated masks
-    assert evaluate_cli.main([*argv, "--identification", "search", "--steps", "10", "20"]) == 1
-    assert "runs no chain" in capsys.readouterr().err
+    lengths = tmp_path / "lengths.json"
+    argv = [*argv[:-1], str(lengths), "--identification", "search", "--steps", "10", "20"]
+    assert evaluate_cli.main(argv) == 0  # no chain: the lengths are generation's alone
+    assert json.loads(lengths.read_text())["concepts"] == result["concepts"]

@@ -295,6 +295,7 @@ def test_generation_moves_only_attended_changeable_features(batch):
 
 def test_identification_restarts_keep_each_scenes_lowest_energy_chain(batch):
     model = small_model()
+    model.inference_cfg.identification = "langevin"
     x0, valid = batch.query_x[:, 0, 0], batch.query_valid[:, 0]
     w = torch.randn(len(x0), 8)
     r, b = 4, len(x0)

@@ -271,7 +271,8 @@ def test_evaluate_picks_chain_lengths_on_demos_and_refuses_bad_ones(trained, tmp
     """Several --steps values pick one per task on its demos; with the same single value
     twice the result is that fixed length's."""
     _, out, _ = trained
-    base = ["--checkpoint", str(out / "final.pt"), "--concepts", "quantity-1", "--tasks", "2"]
+    base = ["--checkpoint", str(out / "final.pt"), "--concepts", "quantity-1", "--tasks", "2",
+            "--identification", "langevin"]  # fmt: skip
     results = []
     for steps in (["3"], ["3", "3"], ["2", "6"]):
         path = tmp_path / f"{'-'.join(steps)}.json"
