@@ -21,13 +21,16 @@ stream_a() {
     evaluate --json "$OUT/eval_default.json" --plot "$FIGURES/eval_default.png"
     evaluate --no-baseline --seed 2 --json "$OUT/eval_default_seed2.json"
     evaluate --no-baseline --seed 10 --json "$OUT/eval_default_seed10.json"
-    evaluate --no-baseline --restarts 1 --json "$OUT/eval_default_restarts1.json"
-    evaluate --no-baseline --restarts 1 --seed 2 --json "$OUT/eval_default_restarts1_seed2.json"
+    chains() { evaluate --no-baseline --identification langevin "$@"; }
+    chains --json "$OUT/eval_default_langevin.json"
+    chains --seed 2 --json "$OUT/eval_default_langevin_seed2.json"
+    chains --restarts 1 --json "$OUT/eval_default_restarts1.json"
+    chains --restarts 1 --seed 2 --json "$OUT/eval_default_restarts1_seed2.json"
     evaluate --concepts quantity-1,quantity-many,color,north,line \
         --entities 10 12 --json "$OUT/eval_default_10to12.json"
     local parts=()
     for r in 1 2 4 8 16 32; do
-        evaluate --no-baseline --restarts "$r" --concepts "$ARGUMENTS" \
+        chains --restarts "$r" --concepts "$ARGUMENTS" \
             --json "$OUT/identification_restarts_$r.json"
         parts+=("$OUT/identification_restarts_$r.json")
     done
@@ -39,18 +42,22 @@ mean = lambda d: round(sum(v["success_rate"] for v in d["concepts"].values()) / 
 path = os.path.join(out, "identification_restarts.json")
 table = json.load(open(path)) if os.path.exists(path) else {}  # keeps other models' entries
 table["command"] = ("python -m energy_model.evaluate --no-baseline --concepts "
-                    + os.environ["ARGUMENTS"] + " --restarts R --json FILE (seed 1, 20 tasks)")
+                    + os.environ["ARGUMENTS"]
+                    + " --identification langevin --restarts R --json FILE (seed 1, 20 tasks)")
 table["attention_success"] = {}
 for part in parts:
     d = json.load(open(part))
     table["attention_success"][str(d["restarts"])] = {
         k: v["attention_success"] for k, v in d["concepts"].items()}
 table["all_families_mean_success"] = {
-    "command": "python -m energy_model.evaluate --no-baseline --restarts R --seed S",
+    "command": "python -m energy_model.evaluate --no-baseline [--identification langevin "
+               "--restarts R] --seed S",
     "restarts 1": {"seed 1": mean(load("eval_default_restarts1.json")),
                    "seed 2": mean(load("eval_default_restarts1_seed2.json"))},
-    "restarts 8": {"seed 1": mean(load("eval_default.json")),
-                   "seed 2": mean(load("eval_default_seed2.json"))}}
+    "restarts 8": {"seed 1": mean(load("eval_default_langevin.json")),
+                   "seed 2": mean(load("eval_default_langevin_seed2.json"))},
+    "search": {"seed 1": mean(load("eval_default.json")),
+               "seed 2": mean(load("eval_default_seed2.json"))}}
 json.dump(table, open(path, "w"), indent=1)
 PY
     rm "${parts[@]}"
