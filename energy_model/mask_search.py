@@ -44,12 +44,14 @@ def lowest_energy_masks(
     counts = valid.sum(1)
     for n in counts.unique().tolist():
         scenes = (counts == n).nonzero().squeeze(1)
-        search = _exhaustive if n <= exhaustive_max else _best_descent
-        best[scenes] = search(energy, valid, scenes, starts)
+        if n <= exhaustive_max:
+            best[scenes] = _exhaustive(energy, valid, scenes)
+        else:
+            best[scenes] = _best_descent(energy, valid, scenes, starts)
     return best
 
 
-def _exhaustive(energy: MaskEnergy, valid, scenes, starts) -> torch.Tensor:
+def _exhaustive(energy: MaskEnergy, valid, scenes) -> torch.Tensor:
     """Every non-empty mask over each scene's n valid entities (all of scenes have n)."""
     n_total = valid.shape[1]
     n = int(valid[scenes[0]].sum())
