@@ -28,6 +28,7 @@ stream_a() {
     chains --restarts 1 --seed 2 --json "$OUT/eval_default_restarts1_seed2.json"
     evaluate --concepts quantity-1,quantity-many,color,north,line \
         --entities 10 12 --json "$OUT/eval_default_10to12.json"
+    evaluate --no-baseline --entities 9 12 --json "$OUT/eval_default_9to12.json"
     local parts=()
     for r in 1 2 4 8 16 32; do
         chains --restarts "$r" --concepts "$ARGUMENTS" \
