@@ -25,9 +25,6 @@ the same energy at 0/1 gates:
               (LossConfig.unroll 2: truncated, not the default)
     search    default, identification's negative the lowest-energy binary mask, every mask
               scored, and no identification chain (LossConfig.identification_negative)
-    neighbors default, identification's L_ML a softmax over the true mask and the masks one
-              flip or swap from it, no identification chain (LossConfig.identification_negative
-              'neighbors': another loss, not the default)
     code-scale default, each input feature of g scaled by the code (ModelConfig.code_scale,
               which the all-family default checkpoint trains with)
     bf16      default, the loss computed under torch.autocast to bfloat16 (matrix products
@@ -77,7 +74,6 @@ MODES = {
     "no-kl": {**_DEFAULT, "loss": {"kl": False, **_NEAR_MISSES}},
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
     "search": {**_DEFAULT, "loss": {"identification_negative": "search"}},
-    "neighbors": {**_DEFAULT, "loss": {"identification_negative": "neighbors"}},
     "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
     "bf16": {**_DEFAULT, "bf16": True},
 }

@@ -38,7 +38,7 @@ from energy_model.model import ConceptModel, feature_bounds, generation_mask, ge
 from particle_world.concepts import REGISTRY
 
 CONTEXTS = ("both", "generation", "identification")
-NEGATIVES = ("chain", "search", "neighbors")
+NEGATIVES = ("chain", "search")
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -137,34 +137,6 @@ def score_matching(model: ConceptModel, traj, att, wq, valid, cfg: LossConfig, s
     return per_event.mean()
 
 
-def neighbor_masks(att, valid) -> tuple[torch.Tensor, torch.Tensor]:
-    """The binary masks one move from each true attention att [Q, N] (valid [Q, N]): every
-    single flip of a valid entity that leaves the mask non-empty, and every swap of an
-    attended entity for an unattended valid one. -> (masks [Q, C, N], ok [Q, C]), C = N + N^2
-    candidate slots of which ok marks the real ones."""
-    q, n = att.shape
-    eye = torch.eye(n, device=att.device, dtype=att.dtype)
-    flips = att[:, None, :] + eye * (1 - 2 * att[:, None, :])  # [Q, N, N]
-    flips_ok = valid.bool() & (flips.sum(-1) > 0)
-    swaps = att[:, None, None, :] - eye[None, :, None, :] + eye[None, None, :, :]  # [Q, i, k, N]
-    swaps_ok = (att[:, :, None] > 0.5) & (att[:, None, :] < 0.5) & valid.bool()[:, None, :]
-    masks = torch.cat([flips, swaps.flatten(1, 2)], 1)
-    return masks, torch.cat([flips_ok, swaps_ok.flatten(1, 2)], 1)
-
-
-def neighbor_nll(model: ConceptModel, x0, att, wq, valid, e_pos, temperature: float):
-    """-log p(true attention) under p(m) proportional to exp(-E(m) / temperature) over the
-    true mask and its neighbor_masks: a softmax over the masks identification's search
-    compares, so every near competitor is pushed up, not only the lowest one.
-    -> (the mean NLL, the neighbors' energies [R])."""
-    masks, ok = neighbor_masks(att, valid)
-    rows, slots = ok.nonzero(as_tuple=True)
-    e = model.identification_energy(x0[rows], masks[rows, slots], wq[rows], valid[rows])
-    dense = e_pos.new_full(ok.shape, torch.inf).index_put((rows, slots), e)
-    logits = -torch.cat([e_pos[:, None], dense], 1) / temperature
-    return -F.log_softmax(logits, 1)[:, 0].mean(), e
-
-
 def flipped_attention(att, valid) -> torch.Tensor:
     """[B, N]: the true attention with one valid entity, drawn uniformly, flipped."""
     pick = torch.multinomial(valid.to(att.dtype), 1).squeeze(1)
@@ -219,9 +191,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     kq = batch.query_x.shape[1]
     traj, att, valid = _flat(batch.query_x), _flat(batch.query_att), _flat(batch.query_valid)
     search = cfg.identification_negative == "search"
-    neighbors = cfg.identification_negative == "neighbors"
-    chain_a = not (search or neighbors)
-    kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification and chain_a
+    kl_x, kl_a = cfg.kl and cfg.kl_generation, cfg.kl and cfg.kl_identification and not search
     out: dict[str, torch.Tensor] = {}
     loss_x = loss_a = traj.new_zeros(())
 
@@ -274,8 +244,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if search:  # the negative: the lowest-energy mask, no chain to differentiate
             masks = model.search_attention(x0, wq, valid)
             e_neg = model.identification_energy(x0, masks, wq, valid)
-        elif neighbors:
-            nll, e_neg = neighbor_nll(model, x0, att, wq, valid, e_pos, cfg.mask_temperature)
         else:
             energy_of_gate = model.identification_energy_fn(x0, wq, valid)
             a_tilde = model.sample_attention(
@@ -283,10 +251,9 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             )
             gate_tilde = torch.sigmoid(a_tilde)
             e_neg = energy_of_gate(gate_tilde.detach())
-        out["ml_a"] = nll if neighbors else F.softplus(e_pos - e_neg).mean()
+        out["ml_a"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_a"], out["e_neg_a"] = e_pos.mean(), e_neg.mean()
-        reg = e_pos.square().mean() + e_neg.square().mean()  # e_neg: one or more per query
-        loss_a = loss_a + out["ml_a"] + cfg.energy_reg * reg
+        loss_a = loss_a + out["ml_a"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()
         if kl_a:
             frozen = model.frozen_params("identification")
             out["kl_a"] = model.identification_energy(
@@ -299,7 +266,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.perturbed > 0:
             e_near = model.identification_energy(x0, flipped_attention(att, valid), wq, valid)
             loss_a = loss_a + _perturbed(out, "a", e_pos, e_near, cfg)
-        if cfg.target > 0 and chain_a:
+        if cfg.target > 0 and not search:
             bce = F.binary_cross_entropy_with_logits(a_tilde, att, reduction="none")
             out["target_a"] = (bce * valid).sum(1).mean()
             loss_a = loss_a + cfg.target * out["target_a"]

@@ -167,14 +167,9 @@ class LossConfig:
     identification_negative: str = "chain"
     """Identification's L_ML negative: 'chain', the end of a Langevin chain over attention
     logits (Algorithm 1); 'search', the lowest-energy binary mask (energy_model.mask_search),
-    so that no identification chain runs and there is no identification L_KL or target;
-    'neighbors', L_ML as a softmax over the true mask and every mask one flip or swap from it
-    (algorithm.neighbor_nll; no chain either, at mask_temperature). 'search' over the
-    default's recipe: 43.0% / 41.2% held-out against 42.3% / 42.5% (docs/learning.md,
-    "Identification over binary masks"); 'neighbors': docs/learning.md, "A softmax over
-    neighboring masks"."""
-    mask_temperature: float = 1.0
-    """identification_negative 'neighbors': the temperature of its softmax over masks."""
+    so that no identification chain runs and there is no identification L_KL or target.
+    Over the default's recipe 43.0% / 41.2% held-out against 42.3% / 42.5% (docs/learning.md,
+    "Identification over binary masks")."""
     energy_reg: float = 0.1
     """Weight of the energy^2 regulariser on positive and negative energies."""
     energy_reg_identification: float | None = None

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from energy_model import evaluate as evaluate_cli
-from energy_model.algorithm import meta_loss, neighbor_masks
+from energy_model.algorithm import meta_loss
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
 from energy_model.mask_search import descend, lowest_energy_masks, random_masks
@@ -117,46 +117,6 @@ def test_search_negatives_score_the_searched_mask_and_run_no_identification_chai
     assert model.sample_a.log_step.grad is None  # no chain over attention ran with a graph
     assert model.net.g_i.weight.grad.abs().sum() > 0
     assert model.code_init.grad[1].abs().sum() > 0  # identification's code start learns
-
-
-def test_neighbor_masks_are_every_single_flip_and_swap_of_valid_entities():
-    att = torch.tensor([[1.0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]])
-    valid = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 0]]).bool()
-    masks, ok = neighbor_masks(att, valid)
-    for q in range(len(att)):
-        got = {tuple(m.int().tolist()) for m in masks[q][ok[q]]}
-        want = set()
-        for bits in itertools.product([0, 1], repeat=4):
-            m = torch.tensor(bits, dtype=att.dtype)
-            changed = (m != att[q]).sum()
-            same_count = m.sum() == att[q].sum()
-            if m.sum() > 0 and not (m.bool() & ~valid[q]).any() and (
-                changed == 1 or (changed == 2 and same_count)
-            ):
-                want.add(bits)
-        assert got == want
-        assert ok[q].sum() == len(want)  # each neighbor once
-
-
-def test_neighbor_negatives_lower_the_true_masks_share_and_run_no_identification_chain():
-    torch.manual_seed(0)
-    model = search_model()
-    batch = TaskStream([("quantity-2", "argument")], 4, seed=2, n_entities=(3, 5)).batch(0)
-    cfg = LossConfig(identification_negative="neighbors", contexts="identification")
-    out = meta_loss(model, batch, cfg)
-    assert "kl_a" not in out and out["ml_a"] > 0
-    out["loss"].backward()
-    assert model.sample_a.log_step.grad is None  # no chain over attention ran with a graph
-    assert model.code_init.grad[1].abs().sum() > 0  # identification's code start learns
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    first = None
-    for _ in range(20):
-        nll = meta_loss(model, batch, cfg)["ml_a"]
-        first = nll.item() if first is None else first
-        opt.zero_grad()
-        nll.backward()
-        opt.step()
-    assert nll.item() < 0.85 * first  # the softmax learns to put the truth first
 
 
 def test_evaluate_switches_identification_and_records_it(tmp_path):
