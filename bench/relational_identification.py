@@ -46,15 +46,23 @@ def single_mask_energies(energy, x0, valid):
     return e.masked_fill(~valid.bool(), torch.inf)
 
 
+def query_scenes(batch):
+    """A batch's queries as scenes: x0 [Q, N, D], the attended entity [Q], valid [Q, N]."""
+    return (
+        batch.query_x[:, :, 0].flatten(0, 1),
+        batch.query_att.flatten(0, 1).argmax(1),
+        batch.query_valid.flatten(0, 1),
+    )
+
+
 def probe(model, family: str, tasks: int, seed: int) -> dict:
     batch = collate(held_out_tasks(family, "argument", tasks, seed))
     with torch.enable_grad():
         _, w_a = model.infer_codes(
             batch.demo_x, batch.demo_att, batch.demo_valid, contexts="identification"
         )
-    kq = batch.query_x.shape[1]
-    x0, valid = batch.query_x[:, :, 0].flatten(0, 1), batch.query_valid.flatten(0, 1)
-    truth, w = batch.query_att.flatten(0, 1).argmax(1), w_a.repeat_interleave(kq, 0)
+    x0, truth, valid = query_scenes(batch)
+    w = w_a.repeat_interleave(batch.query_x.shape[1], 0)
     with torch.no_grad():
         e = single_mask_energies(
             lambda x, m, r: model.identification_energy(x, m, w[r], valid[r]), x0, valid
@@ -80,12 +88,11 @@ def supervised(family: str, steps: int) -> dict:
     def scenes(seed, n):
         tasks = [sample_task(family, np.random.default_rng([seed, i]), role="argument")
                  for i in range(n)]  # fmt: skip
-        b = collate(tasks)
-        return (b.query_x[:, :, 0].flatten(0, 1), b.query_att.flatten(0, 1).argmax(1),
-                b.query_valid.flatten(0, 1))  # fmt: skip
+        return query_scenes(collate(tasks))
+
+    w = torch.zeros(1, net.cfg.code_dim)
 
     def energies(x0, valid):
-        w = torch.zeros(1, net.cfg.code_dim)
         return single_mask_energies(
             lambda x, m, r: net(x[:, None], m, w.expand(len(r), -1), valid[r]), x0, valid
         )
