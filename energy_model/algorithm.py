@@ -90,7 +90,7 @@ def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:
 
 def family_score_scales(cfg: LossConfig) -> dict[str, float]:
     """cfg.score_scales (FAMILY=SCALE strings) as a dict, refusing unknown families and
-    scales that are not positive numbers."""
+    scales that are not numbers >= 0 (0: the family is left out of score matching)."""
     scales = {}
     for item in cfg.score_scales:
         family, sep, text = item.partition("=")
@@ -98,8 +98,11 @@ def family_score_scales(cfg: LossConfig) -> dict[str, float]:
             scale = float(text) if sep else math.nan
         except ValueError:
             scale = math.nan
-        if not scale > 0:
-            raise ValueError(f"--loss.score-scales takes FAMILY=SCALE, SCALE > 0; got {item!r}")
+        if not scale >= 0:
+            raise ValueError(
+                f"--loss.score-scales takes FAMILY=SCALE, SCALE >= 0 (0: no score matching "
+                f"for that family); got {item!r}"
+            )
         if family not in REGISTRY:
             raise ValueError(
                 f"--loss.score-scales: unknown family {family!r}; one of {', '.join(REGISTRY)}"
@@ -134,7 +137,8 @@ def score_matching(model: ConceptModel, traj, att, wq, valid, cfg: LossConfig, s
     mask = generation_mask(traj, att)
     resid = (sigma[:, None, None, None] * grad / cfg.score_temperature - eps) * mask
     per_event = resid.square().flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1)
-    return per_event.mean()
+    shaped = (sigma > 0).to(per_event.dtype)  # a scale of 0 leaves its family out
+    return (per_event * shaped).sum() / shaped.sum().clamp(min=1)
 
 
 def flipped_attention(att, valid) -> torch.Tensor:

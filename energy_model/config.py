@@ -232,7 +232,8 @@ class LossConfig:
     score_scales: list[str] = field(default_factory=list)
     """Per-family overrides of score_scale, as FAMILY=SCALE (FAMILY the action generation
     follows), e.g. line=0.1,triangle=0.1,square=0.1: one energy, each concept shaped at the
-    noise scale it needs (places far out, figures with many right answers close in).
+    noise scale it needs (places far out, figures with many right answers close in); a
+    scale of 0 leaves a family out of score matching.
     Beside the arrangements it keeps most of both halves (docs/learning.md, "Score matching
     in a growing mix"); over the default's full recipe with the line, triangle and square at
     0.1, 43.0% / 45.2% held-out against 42.3% / 42.5% (assets/checkpoints/

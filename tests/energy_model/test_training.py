@@ -655,7 +655,28 @@ def test_score_scales_are_chosen_per_task_by_the_family_of_its_action():
     assert torch.all(sigma <= per_query) and torch.all(sigma >= per_query / 10)
 
 
-@pytest.mark.parametrize("bad", ["line", "line=0", "line=-1", "line=x", "lines=0.1"])
+def test_a_zero_score_scale_leaves_its_family_out_of_score_matching():
+    """The term averages over the events of shaped families only: with north at 0, a batch
+    of north and line scores exactly what line's events alone score."""
+    batch = TaskStream([("north", "action"), ("line", "action")], 16, seed=4,
+                       n_entities=(3, 5)).batch(0)  # fmt: skip
+    traj, att, valid = flat_queries(batch)
+    cfg = LossConfig(score_scale=0.3, score_scales=["north=0"])
+    scale = task_score_scales(batch, cfg).repeat_interleave(batch.query_x.shape[1])
+    line = scale > 0
+    assert 0 < line.sum() < len(line)
+    model = _Quadratic(traj, 2.0)
+    torch.manual_seed(0)
+    got = score_matching(model, traj, att, None, valid, cfg, scale)
+    torch.manual_seed(0)
+    _, eps, sigma = noised_outcomes(traj, att, scale)
+    factor = (2 * 2.0 * sigma.square() / cfg.score_temperature - 1)[:, None, None, None]
+    mask = generation_mask(traj, att)
+    per_event = (factor * eps).square().flatten(1).sum(1) / mask.flatten(1).sum(1)
+    assert got.item() == pytest.approx(per_event[line].mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["line", "line=-1", "line=x", "lines=0.1"])
 def test_malformed_score_scales_are_refused_with_the_flag_named(bad):
     with pytest.raises(ValueError, match="--loss.score-scales"):
         family_score_scales(LossConfig(score_scales=[bad]))
