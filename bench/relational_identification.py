@@ -2,17 +2,21 @@
 cross, and can the network learn that ranking at all?
 
     python bench/relational_identification.py --checkpoint CKPT [--concepts closest farthest]
-    python bench/relational_identification.py --supervised 500 [--concept closest]
+    python bench/relational_identification.py --supervised 500 [--concepts closest]
+        [--negative softmax|hardest]
 
 --checkpoint: on held-out argument tasks (20 x 5 queries, seed 1), the identification
 energies of every single-entity mask of each query: their rank correlation with the
 ordinary entities' distance to the cross (Spearman, mean over queries; closest is right
 at +1, farthest at -1) and how often the truth is the lowest.
---supervised N: the same RelationEnergy with a fixed zero code, trained N steps directly by
-a cross-entropy over each query's single-entity masks (32 tasks x 5 queries a step): the
-held-out share of queries whose truth is lowest, every 100 steps. If it learns and the
-meta-trained model does not, the relation is expressible and Algorithm 1's signal is what
-falls short (docs/learning.md, "A softmax over neighboring masks").
+--supervised N: the same RelationEnergy with a fixed zero code, trained N steps directly on
+each query's single-entity masks (32 tasks x 5 queries a step): the held-out share of
+queries whose truth is lowest, every 100 steps. If it learns and the meta-trained model
+does not, the relation is expressible and Algorithm 1's signal is what falls short
+(docs/learning.md, "A softmax over neighboring masks"). --negative picks the loss: a
+cross-entropy over all of them ('softmax'), or L_ML's form, softplus(E(truth) - E(wrong)),
+against the lowest-energy wrong single mask ('hardest'), the one negative per query that
+Algorithm 1 gives when its search or chain finds another entity.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def probe(model, family: str, tasks: int, seed: int) -> dict:
     }
 
 
-def supervised(family: str, steps: int) -> dict:
+def supervised(family: str, steps: int, negative: str = "softmax") -> dict:
     torch.manual_seed(0)
     net = build_energy(ModelConfig(code_scale=True))
     opt = torch.optim.Adam(net.parameters(), 1e-3)
@@ -101,7 +105,12 @@ def supervised(family: str, steps: int) -> dict:
     for step in range(steps):
         x0, truth, valid = scenes(step, 32)
         e = energies(x0, valid)
-        loss = F.cross_entropy(-e, truth) + 0.1 * e[valid.bool()].square().mean()
+        if negative == "softmax":
+            ml = F.cross_entropy(-e, truth)
+        else:
+            wrong = e.scatter(1, truth[:, None], torch.inf).min(1).values
+            ml = F.softplus(e.gather(1, truth[:, None]).squeeze(1) - wrong).mean()
+        loss = ml + 0.1 * e[valid.bool()].square().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -121,13 +130,14 @@ def main(argv=None) -> int:
     mode.add_argument("--checkpoint", type=Path)
     mode.add_argument("--supervised", type=int, metavar="STEPS")
     p.add_argument("--concepts", nargs="+", default=["closest", "farthest"])
+    p.add_argument("--negative", choices=("softmax", "hardest"), default="softmax")
     p.add_argument("--tasks", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, default=Path("bench/relational_identification.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.supervised is not None:
-        out = {c: supervised(c, args.supervised) for c in args.concepts}
+        out = {c: supervised(c, args.supervised, args.negative) for c in args.concepts}
     else:
         try:
             model = load_model(args.checkpoint)

@@ -247,6 +247,9 @@ class LossConfig:
 class TrainConfig:
     concepts: list[str] | None = None
     """Concept families to train on (comma-separated); None for all of them."""
+    roles: tuple[str, ...] = ("argument", "action")
+    """The roles the families are trained and evaluated in: argument (identify the attended
+    entities), action (generate the outcome), or both."""
     steps: int = 3000
     """Meta-training steps (Adam updates)."""
     batch_size: int = 32

@@ -101,11 +101,12 @@ def evaluate(
     steps: int | Sequence[int] | None = None,
     n_entities: tuple[int, int] = DEFAULT_ENTITIES,
     progress=None,
+    roles: tuple[str, ...] = ("argument", "action"),
 ) -> dict:
     """{"concepts": {NAME: {generation_error, attention_error, success_rate}}}; a metric
     that does not apply to a family's roles is None; success_rate averages its roles."""
     result: dict = {}
-    for family, role in units(concepts):
+    for family, role in units(concepts, roles):
         r = evaluate_unit(model, family, role, n_tasks, seed, steps, n_entities)
         entry = result.setdefault(
             family, {"generation_error": None, "attention_error": None, "success": {}}

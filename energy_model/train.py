@@ -200,7 +200,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     elif cfg.init:
         init_weights(model, cfg)
     write_json(out / "config.json", asdict(cfg))
-    unit_list = units(cfg.concepts)
+    unit_list = units(cfg.concepts, cfg.roles)
     stream = TaskStream(
         unit_list, cfg.batch_size, cfg.seed, n_queries=cfg.queries, n_entities=cfg.n_entities,
         paired=cfg.loss.code_contrast > 0,
@@ -261,7 +261,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         done = step + 1
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
-            result = evaluate(model, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)
+            result = evaluate(model, cfg.concepts, cfg.eval_tasks, cfg.seed + 1, roles=cfg.roles)
             summary = _summary(result)
             score = _score(summary)
             if best is None or score > best:
@@ -270,7 +270,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
             log.write(json.dumps({"step": done, "eval": summary}) + "\n")
             if ema is not None:
                 ema_summary = _summary(
-                    evaluate(ema.module, cfg.concepts, cfg.eval_tasks, cfg.seed + 1)
+                    evaluate(
+                        ema.module, cfg.concepts, cfg.eval_tasks, cfg.seed + 1, roles=cfg.roles
+                    )
                 )
                 log.write(json.dumps({"step": done, "eval_ema": ema_summary}) + "\n")
             log.flush()
@@ -346,7 +348,7 @@ def main(argv=None) -> int:
             if args.config:
                 base.update(read_config_file(args.config))
         cfg = build_config(TrainConfig, args, base)
-        units(cfg.concepts)  # unknown names fail here, before any work
+        units(cfg.concepts, cfg.roles)  # unknown names fail here, before any work
         train(cfg, args.out, resume=args.resume, quiet=args.quiet)
     except (TrainingDiverged, CheckpointError, ValueError, KeyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

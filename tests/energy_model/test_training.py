@@ -22,7 +22,7 @@ from energy_model.algorithm import (
 )
 from energy_model.checkpoint import load_model
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig, TrainConfig
-from energy_model.data import TaskStream
+from energy_model.data import TaskStream, units
 from energy_model.evaluation import evaluate_unit
 from energy_model.model import generation_mask
 from energy_model.train import build_model, train
@@ -338,6 +338,19 @@ def test_an_empty_concept_list_is_refused_not_read_as_all(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     assert evaluate_cli.main(["--concepts", " , ", "--tasks", "1"]) == 1
     assert "no concept families given" in capsys.readouterr().err
+
+
+def test_training_in_one_role_samples_and_evaluates_only_that_role(tmp_path, capsys):
+    """--roles argument: the units are the argument ones, the evaluation reports
+    identification only, and a misspelt role is refused before any work."""
+    assert units(["closest", "north"], ("argument",)) == [("closest", "argument")]
+    cfg = tiny_config(concepts=["closest"], roles=("argument",), steps=1, eval_tasks=2)
+    train(cfg, tmp_path / "run", quiet=True)
+    entry = json.loads((tmp_path / "run" / "eval.json").read_text())["concepts"]["closest"]
+    assert entry["generation_success"] is None and entry["attention_success"] is not None
+    code = train_cli.main(["--out", str(tmp_path / "r"), "--roles", "argumnet", "--steps", "1"])
+    assert code == 1 and "unknown role(s) argumnet" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize(
