@@ -59,12 +59,15 @@ def collate(tasks: list[Task], paired: bool = False) -> TaskBatch:
     )
 
 
-def units(concepts: list[str] | None = None, roles: tuple[str, ...] = ("argument", "action")):
+ROLES = ("argument", "action")
+
+
+def units(concepts: list[str] | None = None, roles: tuple[str, ...] = ROLES):
     """(family, role) pairs to train or evaluate on; all registered ones when concepts is
     None. An empty list is refused rather than read as "all"."""
-    unknown = sorted(set(roles) - {"argument", "action"})
+    unknown = sorted(set(roles) - set(ROLES))
     if unknown:
-        raise ValueError(f"unknown role(s) {', '.join(unknown)}: the roles are argument, action")
+        raise ValueError(f"unknown role(s) {', '.join(unknown)}: the roles are {', '.join(ROLES)}")
     names = list(REGISTRY) if concepts is None else list(concepts)
     if not names:
         raise ValueError(

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from energy_model import chain_length
-from energy_model.data import collate, units
+from energy_model.data import ROLES, collate, units
 from energy_model.model import ConceptModel
 from particle_world import get_family, sample_task
 from particle_world.tasks import DEFAULT_ENTITIES
@@ -101,7 +101,7 @@ def evaluate(
     steps: int | Sequence[int] | None = None,
     n_entities: tuple[int, int] = DEFAULT_ENTITIES,
     progress=None,
-    roles: tuple[str, ...] = ("argument", "action"),
+    roles: tuple[str, ...] = ROLES,
 ) -> dict:
     """{"concepts": {NAME: {generation_error, attention_error, success_rate}}}; a metric
     that does not apply to a family's roles is None; success_rate averages its roles."""
