@@ -9,12 +9,15 @@ energy then learns the families that fail with inferred codes, code inference is
 holds them back; if not, the energy and its training are.
 
 Only the generation code is the oracle's; identification's stays inferred (train with
-`--loss.contexts generation` to leave it out):
+`--loss.contexts generation` to leave it out). `--code identification` makes the
+identification code w_a the oracle's instead (the argument's family and parameters, a
+color for instance), generation's inferred:
 
     python bench/oracle_codes.py --out runs/NAME --loss.contexts generation \
         --concepts region-point,region-hline,... [any energy_model.train flag]
     python bench/oracle_codes.py --out runs/NAME ... --oracle rotated  # mixed, see MODES
     python bench/oracle_codes.py --out runs/NAME ... --oracle start    # refined from it
+    python bench/oracle_codes.py --out runs/NAME --code identification --roles argument ...
 
 The run folder is the trainer's (eval.json holds the held-out success with oracle codes).
 """
@@ -51,17 +54,18 @@ def _numbers(params: dict) -> list[float]:
     ]  # fmt: skip
 
 
-def oracle_code(instance, code_dim: int) -> np.ndarray:
-    """The instance's fixed code: its action's numbers, then a unit vector seeded by the
-    family, role and non-numeric parameters."""
-    nums = _numbers(instance.action_params)
+def oracle_code(instance, code_dim: int, context: str = "generation") -> np.ndarray:
+    """The instance's fixed code for a context: its action's (argument's) numbers, then a
+    unit vector seeded by the family, role and non-numeric parameters."""
+    params = instance.action_params if context == "generation" else instance.argument_params
+    nums = _numbers(params)
     if len(nums) > NUMERIC_SLOTS or code_dim <= NUMERIC_SLOTS:
         raise ValueError(
             f"{instance.family}: {len(nums)} numbers and a family vector do not fit a code of "
             f"{code_dim} with {NUMERIC_SLOTS} number slots; raise --model.code-dim"
         )
     words = [instance.family, instance.role] + [
-        f"{k}={v}" for k, v in sorted(instance.action_params.items()) if isinstance(v, str)
+        f"{k}={v}" for k, v in sorted(params.items()) if isinstance(v, str)
     ]
     seed = int.from_bytes(hashlib.sha256("|".join(words).encode()).digest()[:8], "little")
     direction = np.random.default_rng(seed).normal(size=code_dim - NUMERIC_SLOTS)
@@ -78,25 +82,29 @@ def _rotation(code_dim: int) -> np.ndarray:
     return q
 
 
-def _oracle_codes(n_tasks: int, code_dim: int, mode: str, like: torch.Tensor) -> torch.Tensor:
+def _oracle_codes(
+    n_tasks: int, code_dim: int, mode: str, like: torch.Tensor, context: str = "generation"
+) -> torch.Tensor:
     if len(_current) != n_tasks:
         raise RuntimeError(f"{len(_current)} instances for {n_tasks} tasks")
-    codes = np.stack([oracle_code(i, code_dim) for i in _current])
+    codes = np.stack([oracle_code(i, code_dim, context) for i in _current])
     if mode == "rotated":
         codes = codes @ _rotation(code_dim)
     return torch.as_tensor(codes, dtype=like.dtype, device=like.device)
 
 
-def _patch(mode: str) -> None:
-    """Route w_x through the oracle (MODES); meta_loss and held_out_tasks set _current."""
+def _patch(mode: str, context: str = "generation") -> None:
+    """Route the context's code through the oracle (MODES); meta_loss and held_out_tasks set
+    _current."""
     if mode == "start":
         original_initial = ConceptModel.initial_codes
+        oracle_context = context
 
         def initial_codes(self, n_tasks, context, offsets=None):
             start = original_initial(self, n_tasks, context, offsets)
-            if context != "generation":
+            if context != oracle_context:
                 return start
-            return _oracle_codes(n_tasks, self.model_cfg.code_dim, mode, start)
+            return _oracle_codes(n_tasks, self.model_cfg.code_dim, mode, start, context)
 
         ConceptModel.initial_codes = initial_codes
     else:
@@ -105,8 +113,11 @@ def _patch(mode: str) -> None:
         def infer_codes(self, traj, attention, valid, create_graph=False, steps=None,
                         contexts="both"):  # fmt: skip
             w_x, w_a = original_infer(self, traj, attention, valid, create_graph, steps, contexts)
-            if w_x is not None:
-                w_x = _oracle_codes(traj.shape[0], self.model_cfg.code_dim, mode, w_x)
+            dim = self.model_cfg.code_dim
+            if context == "generation" and w_x is not None:
+                w_x = _oracle_codes(traj.shape[0], dim, mode, w_x)
+            if context == "identification" and w_a is not None:
+                w_a = _oracle_codes(traj.shape[0], dim, mode, w_a, context)
             return w_x, w_a
 
         ConceptModel.infer_codes = infer_codes
@@ -138,7 +149,14 @@ def main() -> int:
         del argv[i : i + 2]
     if mode not in MODES:
         raise SystemExit(f"--oracle must be one of {MODES}, got {mode!r}")
-    _patch(mode)
+    context = "generation"
+    if "--code" in argv:
+        i = argv.index("--code")
+        context = argv[i + 1]
+        del argv[i : i + 2]
+    if context not in ("generation", "identification"):
+        raise SystemExit(f"--code must be generation or identification, got {context!r}")
+    _patch(mode, context)
     return trainer.main(argv)
 
 
