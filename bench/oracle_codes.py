@@ -140,23 +140,23 @@ _original_meta_loss = trainer.meta_loss
 _original_held_out_tasks = evaluation.held_out_tasks
 
 
+def _pop_option(argv: list[str], name: str, choices: tuple[str, ...]) -> str:
+    """This script's own option `name VALUE`, taken out of argv (the rest goes to the
+    trainer); choices[0] when absent."""
+    if name not in argv:
+        return choices[0]
+    i = argv.index(name)
+    value = argv[i + 1] if i + 1 < len(argv) else ""
+    del argv[i : i + 2]
+    if value not in choices:
+        raise SystemExit(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 def main() -> int:
     argv = sys.argv[1:]
-    mode = "slots"
-    if "--oracle" in argv:
-        i = argv.index("--oracle")
-        mode = argv[i + 1]
-        del argv[i : i + 2]
-    if mode not in MODES:
-        raise SystemExit(f"--oracle must be one of {MODES}, got {mode!r}")
-    context = "generation"
-    if "--code" in argv:
-        i = argv.index("--code")
-        context = argv[i + 1]
-        del argv[i : i + 2]
-    if context not in ("generation", "identification"):
-        raise SystemExit(f"--code must be generation or identification, got {context!r}")
-    _patch(mode, context)
+    mode = _pop_option(argv, "--oracle", MODES)
+    _patch(mode, _pop_option(argv, "--code", ("generation", "identification")))
     return trainer.main(argv)
 
 

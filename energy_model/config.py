@@ -243,11 +243,15 @@ class LossConfig:
     differences stay near the scale the energy^2 regulariser keeps (0.2 from a miss of 0.1)."""
 
 
+ROLES = ("argument", "action")
+"""The roles a family is tested in: identify the attended entities, or generate the outcome."""
+
+
 @dataclass
 class TrainConfig:
     concepts: list[str] | None = None
     """Concept families to train on (comma-separated); None for all of them."""
-    roles: tuple[str, ...] = ("argument", "action")
+    roles: tuple[str, ...] = ROLES
     """The roles the families are trained and evaluated in: argument (identify the attended
     entities), action (generate the outcome), or both."""
     steps: int = 3000

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from energy_model.config import ROLES
 from particle_world import REGISTRY, Task, get_family, sample_task
 from particle_world.events import EventBatch
 from particle_world.tasks import DEFAULT_ENTITIES, Instance
@@ -57,9 +58,6 @@ def collate(tasks: list[Task], paired: bool = False) -> TaskBatch:
         partner=partner,
         instances=[t.instance for t in tasks],
     )
-
-
-ROLES = ("argument", "action")
 
 
 def units(concepts: list[str] | None = None, roles: tuple[str, ...] = ROLES):

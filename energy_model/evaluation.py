@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from energy_model import chain_length
-from energy_model.data import ROLES, collate, units
+from energy_model.config import ROLES
+from energy_model.data import collate, units
 from energy_model.model import ConceptModel
 from particle_world import get_family, sample_task
 from particle_world.tasks import DEFAULT_ENTITIES

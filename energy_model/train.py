@@ -222,6 +222,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         save_checkpoint(out / name, weights, extra)
 
     log = (out / "metrics.jsonl").open("a" if resume else "w")
+
+    def held_out(net) -> dict:
+        return evaluate(net, cfg.concepts, cfg.eval_tasks, cfg.seed + 1, roles=cfg.roles)
+
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=quiet, ncols=100)
     t0 = time.time()
     batches = iter(stream.batches(start, cfg.steps, cfg.workers))
@@ -261,7 +265,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         done = step + 1
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
-            result = evaluate(model, cfg.concepts, cfg.eval_tasks, cfg.seed + 1, roles=cfg.roles)
+            result = held_out(model)
             summary = _summary(result)
             score = _score(summary)
             if best is None or score > best:
@@ -269,11 +273,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
                 checkpoint("best.pt", done, resumable=False)
             log.write(json.dumps({"step": done, "eval": summary}) + "\n")
             if ema is not None:
-                ema_summary = _summary(
-                    evaluate(
-                        ema.module, cfg.concepts, cfg.eval_tasks, cfg.seed + 1, roles=cfg.roles
-                    )
-                )
+                ema_summary = _summary(held_out(ema.module))
                 log.write(json.dumps({"step": done, "eval_ema": ema_summary}) + "\n")
             log.flush()
             plot_curves(out / "metrics.jsonl", out / "curves.png")
