@@ -84,9 +84,11 @@ def probe(model, family: str, tasks: int, seed: int) -> dict:
     }
 
 
-def supervised(family: str, steps: int, negative: str = "softmax") -> dict:
+def supervised(
+    family: str, steps: int, negative: str = "softmax", pair_distance: bool = False
+) -> dict:
     torch.manual_seed(0)
-    net = build_energy(ModelConfig(code_scale=True))
+    net = build_energy(ModelConfig(code_scale=True, pair_distance=pair_distance))
     opt = torch.optim.Adam(net.parameters(), 1e-3)
 
     def scenes(seed, n):
@@ -131,13 +133,15 @@ def main(argv=None) -> int:
     mode.add_argument("--supervised", type=int, metavar="STEPS")
     p.add_argument("--concepts", nargs="+", default=["closest", "farthest"])
     p.add_argument("--negative", choices=("softmax", "hardest"), default="softmax")
+    p.add_argument("--pair-distance", action="store_true",
+                   help="--supervised: the network with ModelConfig.pair_distance on")  # fmt: skip
     p.add_argument("--tasks", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, default=Path("bench/relational_identification.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.supervised is not None:
-        out = {c: supervised(c, args.supervised, args.negative) for c in args.concepts}
+        out = {c: supervised(c, args.supervised, args.negative, args.pair_distance) for c in args.concepts}
     else:
         try:
             model = load_model(args.checkpoint)

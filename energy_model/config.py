@@ -32,6 +32,11 @@ class ModelConfig:
     not) instead of only shifting g's first layer. On in region_point.pt (the paper's
     figures beaten on the CPU, 0.0038 / 0.0002); off by default, where with all families it
     gained a point, not on the places (docs/learning.md)."""
+    pair_distance: bool = False
+    """Give g each pair's distance ||p_i - p_j|| (in g's input coordinates, so code_scale
+    weighs its axes) as one more input of its first layer, so that a relation of distances
+    (closest, farthest: which entity is nearest the cross) is a first-layer feature instead
+    of a norm the hidden layers must approximate from the two positions."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

@@ -110,6 +110,8 @@ class EnergyNet(nn.Module):
 
 
 PAIR_GATES = ("attended-to-all", "attended-pairs", "relevance")
+DISTANCE_EPS = 1e-4
+"""Added under pair_distance's square root, so that its gradient stays finite at i = j."""
 FRACTIONAL_GATES = ("expected", "input")
 
 
@@ -148,6 +150,7 @@ class RelationEnergy(EnergyNet):
         self.g_j = nn.Linear(entity_features(cfg) + 1, h, bias=False)
         self.g_w = nn.Linear(cfg.code_dim, h, bias=False)
         self.g_rest = nn.Sequential(SiLU(), nn.Linear(h, h), SiLU(), nn.Linear(h, h))
+        self.g_d = nn.Linear(1, h, bias=False) if cfg.pair_distance else None
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
@@ -176,11 +179,17 @@ class RelationEnergy(EnergyNet):
         """g's first layer for rows (bi, ii) against every j: [P, S, N, H]."""
         b, s, n, _ = feats.shape
         first_j = self.g_j(torch.cat([feats, gate_j.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
-        return (
+        first = (
             self.g_i(feats[bi, :, ii])[:, :, None]  # [P, S, 1, H]
             + first_j[bi]  # [P, S, N, H]
             + self.g_w(w)[bi][:, None, None]  # [P, 1, 1, H]
         )
+        if self.g_d is None:
+            return first
+        pos = feats[..., E.POS]
+        diff = pos[bi, :, ii][:, :, None] - pos[bi]  # [P, S, N, 2]
+        dist = (diff.square().sum(-1, keepdim=True) + DISTANCE_EPS).sqrt()
+        return first + self.g_d(dist)
 
     def _pair_sum_energy(self, x, gate, w, valid):
         """The energy with the gate as g's input, computing the rows _live_rows names (at
@@ -303,6 +312,8 @@ class EntityEnergy(EnergyNet):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
+        if cfg.pair_distance:
+            raise ValueError("pair_distance needs pairs: set relational true, or leave it off")
         self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
     def forward(self, x, gate, w, valid):

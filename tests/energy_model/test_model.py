@@ -195,6 +195,31 @@ def test_code_scale_starts_as_the_plain_network_and_can_turn_a_coordinate_off(ba
     assert not torch.allclose(scaled(x + shift.roll(1), att, w, valid), e, atol=1e-4)
 
 
+def test_pair_distance_is_one_energy_on_every_path_and_smooth_where_entities_meet(
+    batch, monkeypatch
+):
+    """The distance column of g's first layer counts alike on the exact-mask rows, a chain's
+    gate-free layer and the naive baseline; where two entities coincide (and on every i = j
+    pair) the gradient in x stays finite. A per-entity network has no pairs: refused."""
+    torch.manual_seed(0)
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, pair_distance=True))
+    x, att, valid = batch.query_x[:, :1, 0].clone(), batch.query_att[:, 0], batch.query_valid[:, 0]
+    x[:, :, 1, E.POS] = x[:, :, 0, E.POS]
+    w = torch.randn(len(x), 8)
+    exact = net(x, att, w, valid)
+    assert torch.allclose(net(x, att.clone().requires_grad_(), w, valid), exact, atol=1e-5)
+    monkeypatch.setattr(network, "ROW_MODE", "all")
+    assert torch.allclose(net(x, att, w, valid), exact, atol=1e-5)
+    x.requires_grad_()
+    (grad,) = torch.autograd.grad(net(x, torch.ones_like(att), w, valid).sum(), x)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with torch.no_grad():
+        net.g_d.weight.zero_()
+    assert not torch.allclose(net(x, att, w, valid), exact, atol=1e-4)
+    with pytest.raises(ValueError, match="pair_distance needs pairs"):
+        build_energy(ModelConfig(relational=False, pair_distance=True))
+
+
 @pytest.mark.parametrize("relational", [True, False])
 def test_motion_features_reach_trajectories_and_leave_single_states_alone(relational):
     """The first layer's displacement columns change a trajectory's energy but not a single
