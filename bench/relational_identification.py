@@ -3,7 +3,7 @@ cross, and can the network learn that ranking at all?
 
     python bench/relational_identification.py --checkpoint CKPT [--concepts closest farthest]
     python bench/relational_identification.py --supervised 500 [--concepts closest]
-        [--negative softmax|hardest]
+        [--negative softmax|hardest] [--pair-distance]
 
 --checkpoint: on held-out argument tasks (20 x 5 queries, seed 1), the identification
 energies of every single-entity mask of each query: their rank correlation with the
@@ -16,7 +16,9 @@ does not, the relation is expressible and Algorithm 1's signal is what falls sho
 (docs/learning.md, "A softmax over neighboring masks"). --negative picks the loss: a
 cross-entropy over all of them ('softmax'), or L_ML's form, softplus(E(truth) - E(wrong)),
 against the lowest-energy wrong single mask ('hardest'), the one negative per query that
-Algorithm 1 gives when its search or chain finds another entity.
+Algorithm 1 gives when its search or chain finds another entity. --pair-distance gives g
+each pair's distance as an input (ModelConfig.pair_distance): with it the one negative
+learns closest in 100 steps (docs/learning.md, "A distance input").
 """
 
 from __future__ import annotations
@@ -141,7 +143,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.supervised is not None:
-        out = {c: supervised(c, args.supervised, args.negative, args.pair_distance) for c in args.concepts}
+        out = {
+            c: supervised(c, args.supervised, args.negative, args.pair_distance)
+            for c in args.concepts
+        }
     else:
         try:
             model = load_model(args.checkpoint)
