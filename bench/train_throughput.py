@@ -27,6 +27,8 @@ the same energy at 0/1 gates:
               scored, and no identification chain (LossConfig.identification_negative)
     code-scale default, each input feature of g scaled by the code (ModelConfig.code_scale,
               which the all-family default checkpoint trains with)
+    distance  code-scale, and each pair's distance an input of g's first layer
+              (ModelConfig.pair_distance): the all-family default checkpoint's network
     bf16      default, the loss computed under torch.autocast to bfloat16 (matrix products
               in bfloat16: fast where the CPU has AMX or AVX512-BF16; inexact, and not
               measured for learning, so no training switch)
@@ -75,6 +77,7 @@ MODES = {
     "unroll-2": {**_DEFAULT, "loss": {"unroll": 2}},
     "search": {**_DEFAULT, "loss": {"identification_negative": "search"}},
     "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
+    "distance": {**_DEFAULT, "model": {"code_scale": True, "pair_distance": True}},
     "bf16": {**_DEFAULT, "bf16": True},
 }
 

@@ -36,7 +36,9 @@ class ModelConfig:
     """Give g each pair's distance ||p_i - p_j|| (in g's input coordinates, so code_scale
     weighs its axes) as one more input of its first layer, so that a relation of distances
     (closest, farthest: which entity is nearest the cross) is a first-layer feature instead
-    of a norm the hidden layers must approximate from the two positions."""
+    of a norm the hidden layers must approximate from the two positions. On in default.pt
+    (48.5% / 48.7% held-out against 44.7% / 46.8% without; between 60% against 12%); off
+    here so that older checkpoints load as they were trained (docs/learning.md)."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
