@@ -176,7 +176,8 @@ class RelationEnergy(EnergyNet):
         return F.linear(summed, last.weight) + weight_sum[:, None] * last.bias
 
     def _first_layer(self, feats, gate_j, w, bi, ii):
-        """g's first layer for rows (bi, ii) against every j: [P, S, N, H]."""
+        """g's first layer for rows (bi, ii) against every j: [P, S, N, H]; with
+        pair_distance, plus W_d ||p_i - p_j||, the one term that is not per-entity."""
         b, s, n, _ = feats.shape
         first_j = self.g_j(torch.cat([feats, gate_j.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
         first = (
