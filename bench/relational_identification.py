@@ -8,7 +8,8 @@ cross, and can the network learn that ranking at all?
 --checkpoint: on held-out argument tasks (20 x 5 queries, seed 1), the identification
 energies of every single-entity mask of each query: their rank correlation with the
 ordinary entities' distance to the cross (Spearman, mean over queries; closest is right
-at +1, farthest at -1) and how often the truth is the lowest.
+at +1, farthest at -1), how often the truth is the lowest, and how often the cross itself
+is (never right: it is not an ordinary entity).
 --supervised N: the same RelationEnergy with a fixed zero code, trained N steps directly on
 each query's single-entity masks (32 tasks x 5 queries a step): the held-out share of
 queries whose truth is lowest, every 100 steps. If it learns and the meta-trained model
@@ -73,16 +74,18 @@ def probe(model, family: str, tasks: int, seed: int) -> dict:
         e = single_mask_energies(
             lambda x, m, r: model.identification_energy(x, m, w[r], valid[r]), x0, valid
         )
-    rhos = []
+    rhos, crosses = [], []
     for q in range(len(x0)):
         xs = x0[q, : int(valid[q].sum())].numpy()
         cross = refs_of(xs)[0]
+        crosses.append(cross)
         ordinary = [i for i in range(len(xs)) if i != cross]
         dist = np.linalg.norm(xs[ordinary, E.POS] - xs[cross, E.POS], axis=1)
         rhos.append(spearmanr(e[q, ordinary].numpy(), dist).correlation)
     return {
         "spearman_energy_distance": float(np.nanmean(rhos)),
         "truth_lowest": float((e.argmin(1) == truth).float().mean()),
+        "cross_lowest": float((e.argmin(1) == torch.tensor(crosses)).float().mean()),
     }
 
 
@@ -156,7 +159,8 @@ def main(argv=None) -> int:
         out = {c: probe(model, c, args.tasks, args.seed) for c in args.concepts}
         for c, r in out.items():
             print(f"{c:10s} spearman(E, distance) {r['spearman_energy_distance']:+.3f}   "
-                  f"truth lowest {r['truth_lowest']:.1%}")  # fmt: skip
+                  f"truth lowest {r['truth_lowest']:.1%}   "
+                  f"cross lowest {r['cross_lowest']:.1%}")  # fmt: skip
     write_json(args.json, {"argv": sys.argv[1:] if argv is None else argv, **out})
     return 0
 
