@@ -39,11 +39,6 @@ class ModelConfig:
     of a norm the hidden layers must approximate from the two positions. On in default.pt
     (48.5% / 48.7% held-out against 44.7% / 46.8% without; between 60% against 12%); off
     here so that older checkpoints load as they were trained (docs/learning.md)."""
-    distance_code: bool = False
-    """Scale each hidden unit's distance term W_d ||p_i - p_j|| by (1 + m(w)), m linear in
-    the code and zero-initialised, so a code can turn the distance's effect around (closest
-    wants small distances, farthest large) instead of only shifting g's first layer.
-    Needs pair_distance."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
