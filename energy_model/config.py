@@ -39,11 +39,6 @@ class ModelConfig:
     of a norm the hidden layers must approximate from the two positions. On in default.pt
     (48.5% / 48.7% held-out against 44.7% / 46.8% without; between 60% against 12%); off
     here so that older checkpoints load as they were trained (docs/learning.md)."""
-    distance_partner: bool = False
-    """Let the distance's weight in g's first layer depend on the partner entity j,
-    (W_d + U x_j) ||p_i - p_j|| with U zero-initialised, so the distance to one kind of
-    entity (the cross, a color) is a first-layer feature instead of a product of position
-    and kind that the hidden layers must build. Needs pair_distance."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

@@ -151,12 +151,6 @@ class RelationEnergy(EnergyNet):
         self.g_w = nn.Linear(cfg.code_dim, h, bias=False)
         self.g_rest = nn.Sequential(SiLU(), nn.Linear(h, h), SiLU(), nn.Linear(h, h))
         self.g_d = nn.Linear(1, h, bias=False) if cfg.pair_distance else None
-        self.g_dj = None
-        if cfg.distance_partner:
-            if not cfg.pair_distance:
-                raise ValueError("distance_partner weighs the distance input: set pair_distance")
-            self.g_dj = nn.Linear(entity_features(cfg), h, bias=False)
-            nn.init.zeros_(self.g_dj.weight)
 
     def forward(self, x, gate, w, valid):
         self.check(x, gate, w, valid)
@@ -183,8 +177,7 @@ class RelationEnergy(EnergyNet):
 
     def _first_layer(self, feats, gate_j, w, bi, ii):
         """g's first layer for rows (bi, ii) against every j: [P, S, N, H]; with
-        pair_distance, plus W_d ||p_i - p_j|| (with distance_partner, (W_d + U x_j)
-        ||p_i - p_j||), the one term that is not per-entity."""
+        pair_distance, plus W_d ||p_i - p_j||, the one term that is not per-entity."""
         b, s, n, _ = feats.shape
         first_j = self.g_j(torch.cat([feats, gate_j.view(b, 1, n, 1).expand(b, s, n, 1)], -1))
         first = (
@@ -197,9 +190,7 @@ class RelationEnergy(EnergyNet):
         pos = feats[..., E.POS]
         diff = pos[bi, :, ii][:, :, None] - pos[bi]  # [P, S, N, 2]
         dist = (diff.square().sum(-1, keepdim=True) + DISTANCE_EPS).sqrt()
-        if self.g_dj is None:
-            return first + self.g_d(dist)
-        return first + dist * (self.g_d.weight[:, 0] + self.g_dj(feats)[bi])
+        return first + self.g_d(dist)
 
     def _pair_sum_energy(self, x, gate, w, valid):
         """The energy with the gate as g's input, computing the rows _live_rows names (at
@@ -322,7 +313,7 @@ class EntityEnergy(EnergyNet):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.pair_distance or cfg.distance_partner:
+        if cfg.pair_distance:
             raise ValueError("pair_distance needs pairs: set relational true, or leave it off")
         self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
