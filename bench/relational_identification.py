@@ -8,8 +8,11 @@ cross, and can the network learn that ranking at all?
 --checkpoint: on held-out argument tasks (20 x 5 queries, seed 1), the identification
 energies of every single-entity mask of each query: their rank correlation with the
 ordinary entities' distance to the cross (Spearman, mean over queries; closest is right
-at +1, farthest at -1), how often the truth is the lowest, and how often the cross itself
-is (never right: it is not an ordinary entity).
+at +1, farthest at -1), how often the truth is the lowest, how often the cross itself
+is (never right: it is not an ordinary entity), and how often the lowest ordinary entity
+is the one closest to the cross, the one farthest from it, or the most isolated one (the
+largest summed distance to every other entity; the farthest from the cross in about
+three queries of four, the closest in one of twenty), whatever the family.
 --supervised N: the same RelationEnergy with a fixed zero code, trained N steps directly on
 each query's single-entity masks (32 tasks x 5 queries a step): the held-out share of
 queries whose truth is lowest, every 100 steps. If it learns and the meta-trained model
@@ -74,7 +77,7 @@ def probe(model, family: str, tasks: int, seed: int) -> dict:
         e = single_mask_energies(
             lambda x, m, r: model.identification_energy(x, m, w[r], valid[r]), x0, valid
         )
-    rhos, crosses = [], []
+    rhos, crosses, ranks, isolated = [], [], [], []
     for q in range(len(x0)):
         xs = x0[q, : int(valid[q].sum())].numpy()
         cross = refs_of(xs)[0]
@@ -82,10 +85,19 @@ def probe(model, family: str, tasks: int, seed: int) -> dict:
         ordinary = [i for i in range(len(xs)) if i != cross]
         dist = np.linalg.norm(xs[ordinary, E.POS] - xs[cross, E.POS], axis=1)
         rhos.append(spearmanr(e[q, ordinary].numpy(), dist).correlation)
+        lowest = int(e[q, ordinary].argmin())
+        ranks.append((dist < dist[lowest]).sum() / (len(ordinary) - 1))
+        pos = xs[:, E.POS]
+        spread = [np.linalg.norm(pos - pos[i], axis=1).sum() for i in ordinary]
+        isolated.append(spread[lowest] == max(spread))
+    ranks = np.array(ranks)
     return {
         "spearman_energy_distance": float(np.nanmean(rhos)),
         "truth_lowest": float((e.argmin(1) == truth).float().mean()),
         "cross_lowest": float((e.argmin(1) == torch.tensor(crosses)).float().mean()),
+        "lowest_is_closest": float((ranks == 0).mean()),
+        "lowest_is_farthest": float((ranks == 1).mean()),
+        "lowest_is_most_isolated": float(np.mean(isolated)),
     }
 
 
@@ -160,7 +172,10 @@ def main(argv=None) -> int:
         for c, r in out.items():
             print(f"{c:10s} spearman(E, distance) {r['spearman_energy_distance']:+.3f}   "
                   f"truth lowest {r['truth_lowest']:.1%}   "
-                  f"cross lowest {r['cross_lowest']:.1%}")  # fmt: skip
+                  f"cross lowest {r['cross_lowest']:.1%}   "
+                  f"lowest is the closest {r['lowest_is_closest']:.1%}, "
+                  f"the farthest {r['lowest_is_farthest']:.1%}, "
+                  f"the most isolated {r['lowest_is_most_isolated']:.1%}")  # fmt: skip
     write_json(args.json, {"argv": sys.argv[1:] if argv is None else argv, **out})
     return 0
 

@@ -1,11 +1,12 @@
 """Where do a shape family's samples go as the generation chain runs on?
 
-For a polygon family (triangle, square), two tables on held-out queries:
+For a shape family (triangle, square, line), two tables on held-out queries:
 - the chain run well past its trained length: at chosen steps, the mean fit of the
-  attended entities to the regular polygon (rms after the best similarity, and the
-  polygon's circumradius), the share of queries where that radius exceeds the
-  demonstrated figure's, and the success rate, beside the demonstrated outcomes' own fit
-  and the chain's start (x^0: where the first negatives of training lie);
+  attended entities to the figure (for a polygon, the rms after the best similarity and
+  the circumradius; for a line, the rms distance to the best-fit line and the extent
+  along it), the share of queries where that size exceeds the demonstrated figure's, and
+  the success rate, beside the demonstrated outcomes' own fit and the chain's start (x^0:
+  where the first negatives of training lie);
 - the energy of each demonstrated outcome with its attended entities scaled about their
   centroid by s, against the outcome's own: the mean difference and the share of queries
   where the scaled figure scores lower.
@@ -33,14 +34,20 @@ from energy_model.evaluation import held_out_tasks
 from energy_model.model import generation_start
 from particle_world import entities as E
 from particle_world import get_family
-from particle_world.geometry import similarity_fit
+from particle_world.geometry import line_fit, similarity_fit
 from particle_world.io import write_json
 
 
-def _fit(template: np.ndarray, x_last: np.ndarray, attention: np.ndarray) -> tuple[float, float]:
-    """(rms, circumradius) of the attended entities' positions against the polygon."""
-    points = x_last[attention > 0.5][:, E.POS].astype(np.float64)
-    return similarity_fit(points, template)
+def figure_fit(concept: str):
+    """(size name, fit): fit(x_last [N, D], attention [N]) -> (rms, size) of the attended
+    entities' positions against the concept's figure: a polygon's circumradius, a line's
+    extent."""
+    if concept == "line":
+        return "extent", lambda x, a: line_fit(x[a > 0.5][:, E.POS].astype(np.float64))
+    template = getattr(get_family(concept).action, "template", None)
+    if template is None:
+        raise ValueError(f"{concept!r} is not a shape family (triangle, square, line)")
+    return "radius", lambda x, a: similarity_fit(x[a > 0.5][:, E.POS].astype(np.float64), template)
 
 
 def scaled_outcomes(traj: torch.Tensor, att: torch.Tensor, s: float) -> torch.Tensor:
@@ -54,9 +61,7 @@ def scaled_outcomes(traj: torch.Tensor, att: torch.Tensor, s: float) -> torch.Te
 
 
 def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
-    template = getattr(get_family(concept).action, "template", None)
-    if template is None:
-        raise ValueError(f"{concept!r} is not a polygon family (triangle, square)")
+    size, fit = figure_fit(concept)
     tasks = held_out_tasks(concept, "action", n_tasks, seed)
     batch = collate(tasks)
     kq = batch.query_x.shape[1]
@@ -72,21 +77,21 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
                        record=record)  # fmt: skip
     states = {"truth": traj, "start": generation_start(traj, att)}
     states |= {str(k): record[k - 1] for k in steps}
-    rows, truth_radius = {}, None
+    rows, truth_size = {}, None
     for name, xs in states.items():
         fits, ok = [], []
         for q in range(traj.shape[0]):
             keep = valid[q].numpy()
             a = att[q].numpy()[keep]
             x = xs[q].numpy()[:, keep]
-            fits.append(_fit(template, x[-1], a))
+            fits.append(fit(x[-1], a))
             ok.append(tasks[q // kq].instance.generation_success(x, a))
         fits = np.array(fits)
-        truth_radius = fits[:, 1] if truth_radius is None else truth_radius
+        truth_size = fits[:, 1] if truth_size is None else truth_size
         rows[name] = {
             "rms": float(fits[:, 0].mean()),
-            "radius": float(fits[:, 1].mean()),
-            "larger_than_truth": float((fits[:, 1] > truth_radius + 1e-9).mean()),
+            size: float(fits[:, 1].mean()),
+            "larger_than_truth": float((fits[:, 1] > truth_size + 1e-9).mean()),
             "success": float(np.mean(ok)),
         }
     energy = {}
@@ -107,7 +112,7 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    p.add_argument("--concept", default="square", help="a polygon family: triangle or square")
+    p.add_argument("--concept", default="square", help="a shape family: triangle, square or line")
     p.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 40, 80])
     p.add_argument("--scales", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1.25, 1.5])
     p.add_argument("--tasks", type=int, default=20, help="held-out tasks (5 queries each)")
@@ -126,9 +131,10 @@ def main(argv=None) -> int:
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{'step':>6s} {'rms':>7s} {'radius':>7s} {'> truth':>8s} {'success':>8s}")
+    size, _ = figure_fit(args.concept)
+    print(f"{'step':>6s} {'rms':>7s} {size:>7s} {'> truth':>8s} {'success':>8s}")
     for k, r in result["by_step"].items():
-        print(f"{k:>6s} {r['rms']:7.3f} {r['radius']:7.3f} {100 * r['larger_than_truth']:7.0f}%"
+        print(f"{k:>6s} {r['rms']:7.3f} {r[size]:7.3f} {100 * r['larger_than_truth']:7.0f}%"
               f" {100 * r['success']:7.0f}%")  # fmt: skip
     print(f"\n{'scale':>6s} {'E - E(truth)':>13s} {'below truth':>12s}")
     for s, r in result["scaled_truth_energy"].items():
