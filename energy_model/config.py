@@ -198,10 +198,6 @@ class LossConfig:
     w_other the code inferred for a sibling task: with it on, batches come in pairs of
     sibling concepts (north and west, region-point and region-circle, two colors), so codes
     must carry what tells siblings apart, not only the family's kind; 0 off."""
-    siblings: str = "module"
-    """Which concepts the code contrast pairs (energy_model.data.sibling_units): 'module',
-    the families of one module (north and west, closest and farthest, the four counts);
-    'role', any two families of one role."""
     perturbed: float = 0.0
     """Weight of softplus(E(truth) - E(near miss)) on each query, near misses made without a
     chain: for generation the demonstrated outcome with Gaussian noise on what generation

@@ -83,29 +83,18 @@ def concept_list(text: str | None) -> list[str] | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
-SIBLING_SCOPES = ("module", "role")
-
-
-def sibling_units(
-    unit: tuple[str, str], pool: list[tuple[str, str]], scope: str = "module"
-) -> list[tuple[str, str]]:
+def sibling_units(unit: tuple[str, str], pool: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The units of pool in the same role whose family is defined in the same module as
     unit's (north: south, east, west, between; region-point: the other regions), unit itself
     when it has none: variations of one idea, so a code must tell them apart by the concept,
-    not by the family's kind. scope 'role': every other unit of pool in the same role
-    (closest's then include quantity-1, whose demos also attend one entity)."""
-    if scope not in SIBLING_SCOPES:
-        raise ValueError(f"sibling scope must be one of {SIBLING_SCOPES}, got {scope!r}")
+    not by the family's kind."""
 
     def module(family):
         fam = get_family(family)
         return type(fam.action or fam.argument).__module__
 
     family, role = unit
-    same = [
-        u for u in pool
-        if u[1] == role and u != unit and (scope == "role" or module(u[0]) == module(family))
-    ]  # fmt: skip
+    same = [u for u in pool if u[1] == role and u != unit and module(u[0]) == module(family)]
     return same or [unit]
 
 
@@ -119,8 +108,7 @@ class TaskStream(Dataset):
     so a resumed run, or one with any number of data workers, sees the same data. Each batch
     holds one horizon (one-step or trajectory events), chosen in proportion to how many
     (family, role) units have it. paired: tasks come in pairs of a uniformly drawn unit and
-    one of its siblings (sibling_units within `siblings` scope), hard negatives for the
-    code-contrast loss."""
+    one of its siblings (sibling_units), hard negatives for the code-contrast loss."""
 
     def __init__(
         self,
@@ -131,7 +119,6 @@ class TaskStream(Dataset):
         n_queries: int = 5,
         n_entities: tuple[int, int] = DEFAULT_ENTITIES,
         paired: bool = False,
-        siblings: str = "module",
     ):
         if paired and batch_size % 2:
             raise ValueError(f"paired batches need an even batch size, got {batch_size}")
@@ -139,7 +126,7 @@ class TaskStream(Dataset):
         self.groups: dict[int, list] = {}
         for u in unit_list:
             self.groups.setdefault(unit_horizon(*u), []).append(u)
-        self.siblings = {u: sibling_units(u, g, siblings) for g in self.groups.values() for u in g}
+        self.siblings = {u: sibling_units(u, g) for g in self.groups.values() for u in g}
         self.batch_size, self.seed = batch_size, seed
         self.n_demos, self.n_queries, self.n_entities = n_demos, n_queries, n_entities
 

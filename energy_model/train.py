@@ -203,7 +203,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, quiet: bool = False
     unit_list = units(cfg.concepts, cfg.roles)
     stream = TaskStream(
         unit_list, cfg.batch_size, cfg.seed, n_queries=cfg.queries, n_entities=cfg.n_entities,
-        paired=cfg.loss.code_contrast > 0, siblings=cfg.loss.siblings,
+        paired=cfg.loss.code_contrast > 0,
     )  # fmt: skip
 
     def checkpoint(name: str, step: int, resumable: bool = True, weights=model) -> None:

@@ -557,22 +557,6 @@ def test_paired_batches_hold_sibling_concepts_side_by_side():
         TaskStream(pool, 3, seed=5, paired=True)
 
 
-def test_role_scope_pairs_any_two_families_of_one_role():
-    """siblings='role': closest's partners include quantity-1 and color (not only farthest),
-    never itself nor an action; an unknown scope is refused."""
-    from energy_model.data import sibling_units, units
-
-    pool = units()
-    args = {u for u in pool if u[1] == "argument"} - {("closest", "argument")}
-    assert set(sibling_units(("closest", "argument"), pool, "role")) == args
-    batch = TaskStream(pool, 8, seed=5, n_entities=(3, 4), paired=True, siblings="role").batch(0)
-    for k in range(0, 8, 2):
-        a, b = batch.instances[k], batch.instances[k + 1]
-        assert a.role == b.role and a.family != b.family
-    with pytest.raises(ValueError, match="sibling scope"):
-        sibling_units(("closest", "argument"), pool, "family")
-
-
 def test_target_weight_decays_on_its_schedule_and_bad_fractions_are_refused():
     cfg = LossConfig(target=2.0, target_decay=0.5)
     weights = [scheduled(cfg, step, 100).target for step in (0, 25, 50, 99)]
