@@ -29,6 +29,8 @@ the same energy at 0/1 gates:
               which the all-family default checkpoint trains with)
     distance  code-scale, and each pair's distance an input of g's first layer
               (ModelConfig.pair_distance): the all-family default checkpoint's network
+    code-likelihood distance, and identification's codes inferred from the demos'
+              likelihood among their neighbor masks (InferenceConfig.code_likelihood)
     bf16      default, the loss computed under torch.autocast to bfloat16 (matrix products
               in bfloat16: fast where the CPU has AMX or AVX512-BF16; inexact, and not
               measured for learning, so no training switch)
@@ -78,6 +80,11 @@ MODES = {
     "search": {**_DEFAULT, "loss": {"identification_negative": "search"}},
     "code-scale": {**_DEFAULT, "model": {**_DEFAULT["model"], "code_scale": True}},
     "distance": {**_DEFAULT, "model": {"code_scale": True, "pair_distance": True}},
+    "code-likelihood": {
+        **_DEFAULT,
+        "model": {"code_scale": True, "pair_distance": True},
+        "inference": {"code_likelihood": True},
+    },
     "bf16": {**_DEFAULT, "bf16": True},
 }
 

@@ -107,6 +107,14 @@ class InferenceConfig:
     code_encoder: bool = True
     """Add to the start a per-task offset read off the demos by a small set encoder
     (energy_model.encoder); the Langevin steps on the demos' energy then refine it."""
+    code_likelihood: bool = False
+    """Identification's code inference minimises the demos' negative log-likelihood,
+    E(demo) + log sum exp(-E) over the demonstrated mask and its one-flip and one-swap
+    neighbors (mask_search.neighbor_masks), not their energy alone. Energy alone cannot
+    prefer a specific concept's code to a generic one that scores the demos as low
+    (quantity-1's "any one entity" against closest's); the likelihood can, since the generic
+    code spreads its mass over the neighbors. Costs the neighbors' energies at every code
+    step."""
     identification: str = "search"
     """How test-time identification takes eq. 3's argmin over a: 'search', over the binary
     masks attention can be (energy_model.mask_search: every mask up to 10 entities,

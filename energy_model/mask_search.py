@@ -114,3 +114,18 @@ def _scored(energy: MaskEnergy, rows: torch.Tensor, masks: torch.Tensor) -> torc
         return torch.cat(
             [energy(rows[i : i + CHUNK], masks[i : i + CHUNK]) for i in range(0, len(rows), CHUNK)]
         )
+
+
+def neighbor_masks(att: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The binary masks one move from each mask att [Q, N] (valid [Q, N]): every flip of a
+    valid entity that leaves the mask non-empty, and every swap of an attended entity for an
+    unattended valid one. -> (masks [Q, C, N], ok [Q, C]), C = N + N^2 candidate slots of
+    which ok marks the real ones."""
+    n = att.shape[1]
+    eye = torch.eye(n, device=att.device, dtype=att.dtype)
+    flips = att[:, None, :] + eye * (1 - 2 * att[:, None, :])  # [Q, N, N]
+    flips_ok = valid.bool() & (flips.sum(-1) > 0)
+    swaps = att[:, None, None, :] - eye[None, :, None, :] + eye[None, None, :, :]  # [Q, i, k, N]
+    swaps_ok = (att[:, :, None] > 0.5) & (att[:, None, :] < 0.5) & valid.bool()[:, None, :]
+    masks = torch.cat([flips, swaps.flatten(1, 2)], 1)
+    return masks, torch.cat([flips_ok, swaps_ok.flatten(1, 2)], 1)

@@ -16,7 +16,7 @@ from torch import nn
 from energy_model.config import IDENTIFICATIONS, InferenceConfig, ModelConfig
 from energy_model.encoder import DemoEncoder
 from energy_model.langevin import Langevin
-from energy_model.mask_search import lowest_energy_masks
+from energy_model.mask_search import lowest_energy_masks, neighbor_masks
 from energy_model.network import build_energy
 from particle_world import entities as E
 
@@ -152,10 +152,21 @@ class ConceptModel(nn.Module):
         if contexts in ("both", "generation"):
             w_x = per_task("generation", lambda w: self.generation_energy(flat, att, w, val))
         if contexts in ("both", "identification"):
-            w_a = per_task(
-                "identification", lambda w: self.identification_energy(flat[:, 0], att, w, val)
+            of_demos = (
+                self._demo_nll if self.inference_cfg.code_likelihood else self.identification_energy
             )
+            w_a = per_task("identification", lambda w: of_demos(flat[:, 0], att, w, val))
         return w_x, w_a
+
+    def _demo_nll(self, x0, att, w, valid) -> torch.Tensor:
+        """[R]: -log p(att | x0, w) with p proportional to exp(-E) over att and its
+        neighbor_masks (InferenceConfig.code_likelihood)."""
+        masks, ok = neighbor_masks(att, valid)
+        rows, slots = ok.nonzero(as_tuple=True)
+        e_pos = self.identification_energy(x0, att, w, valid)
+        e = self.identification_energy(x0[rows], masks[rows, slots], w[rows], valid[rows])
+        dense = e_pos.new_full(ok.shape, torch.inf).index_put((rows, slots), e)
+        return e_pos + torch.logsumexp(-torch.cat([e_pos[:, None], dense], 1), 1)
 
     def generate(
         self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None,

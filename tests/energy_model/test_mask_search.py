@@ -11,7 +11,7 @@ from energy_model import evaluate as evaluate_cli
 from energy_model.algorithm import meta_loss
 from energy_model.config import InferenceConfig, LossConfig, ModelConfig
 from energy_model.data import TaskStream
-from energy_model.mask_search import descend, lowest_energy_masks, random_masks
+from energy_model.mask_search import descend, lowest_energy_masks, neighbor_masks, random_masks
 from energy_model.model import SEARCH_LOGIT, ConceptModel
 
 
@@ -130,3 +130,12 @@ def test_evaluate_switches_identification_and_records_it(tmp_path):
     argv = [*argv[:-1], str(lengths), "--identification", "search", "--steps", "10", "20"]
     assert evaluate_cli.main(argv) == 0  # no chain: the lengths are generation's alone
     assert json.loads(lengths.read_text())["concepts"] == result["concepts"]
+
+
+def test_neighbor_masks_are_the_non_empty_one_flip_and_one_swap_masks():
+    """Of [1, 0, 0, pad]: the flips [1, 1, 0], [1, 0, 1] (not the empty mask, not the pad)
+    and the swaps [0, 1, 0], [0, 0, 1]."""
+    att, valid = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[True, True, True, False]])
+    masks, ok = neighbor_masks(att, valid)
+    got = {tuple(m.int().tolist()) for m in masks[0][ok[0]]}
+    assert got == {(1, 1, 0, 0), (1, 0, 1, 0), (0, 1, 0, 0), (0, 0, 1, 0)}

@@ -306,6 +306,35 @@ def test_meta_gradient_reaches_parameters_through_code_inference(batch):
     assert not w_x.requires_grad
 
 
+def test_code_likelihood_infers_codes_from_the_demos_nll_over_neighbor_masks(batch):
+    """code_likelihood: each demo scores -log softmax(-E) of its mask among itself and its
+    neighbor masks (non-negative, equal to a direct computation), the codes differ from the
+    energy's alone, and the meta-gradient still reaches the parameters."""
+    from energy_model.mask_search import neighbor_masks
+
+    torch.manual_seed(0)
+    lik = ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig(code_likelihood=True))
+    plain = small_model()
+    plain.load_state_dict(lik.state_dict())
+    x0, att, valid = batch.demo_x[:, 0, 0], batch.demo_att[:, 0], batch.demo_valid[:, 0]
+    w = torch.randn(len(x0), 8)
+    nll = lik._demo_nll(x0, att, w, valid)
+    masks, ok = neighbor_masks(att, valid)
+    for q in range(len(x0)):
+        cands = torch.cat([att[q : q + 1], masks[q][ok[q]]])
+        n = len(cands)
+        e = lik.identification_energy(x0[q].expand(n, -1, -1), cands, w[q].expand(n, -1),
+                                      valid[q].expand(n, -1))  # fmt: skip
+        assert torch.isclose(nll[q], -torch.log_softmax(-e, 0)[0], atol=1e-5)
+    assert (nll >= 0).all()
+    demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
+    _, w_lik = lik.infer_codes(*demos, create_graph=True, contexts="identification")
+    _, w_plain = plain.infer_codes(*demos, contexts="identification")
+    assert not torch.allclose(w_lik, w_plain)
+    w_lik.square().sum().backward()
+    assert lik.net.f[0].weight.grad.abs().sum() > 0
+
+
 def test_generation_moves_only_attended_changeable_features(batch):
     model = small_model()
     traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
