@@ -54,6 +54,12 @@ class ModelConfig:
     paper: over the default's recipe it scored 38.0% / 39.0% against 42.3% / 42.5%, the
     arrangements (join, line, shapes) learning half as well without identification
     beside them (docs/learning.md)."""
+    experts: int = 1
+    """Energy networks the code chooses among: E = sum_k pi_k(w) E_k(x, gate, w), pi a
+    softmax of a linear map of the code (zero-initialised: an even mix at first), each E_k a
+    network of `hidden` width. The contrastive loss moves a code's weight to the networks
+    that tell its positives from its negatives best, so families can hold networks of their
+    own instead of crowding one. 1: the paper's single network."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':

@@ -274,6 +274,32 @@ def test_context_nets_keep_each_contexts_loss_in_its_own_network(batch):
     assert shared.context_net("identification") is shared.net
 
 
+def test_expert_mixture_weighs_its_networks_by_the_code_and_learns_the_shares(batch):
+    """experts: the energy is the code's softmax-weighted sum of its networks' energies on
+    both paths (an exact mask and a chain's gate function), an even mix at first, and
+    Algorithm 1's gradient reaches the shares and every network; experts < 1 is refused."""
+    from energy_model.algorithm import meta_loss
+    from energy_model.config import LossConfig
+
+    mix = build_energy(ModelConfig(hidden=32, code_dim=8, experts=3, pair_distance=True))
+    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    torch.nn.init.normal_(mix.choose.weight)
+    pi = mix.shares(w)
+    each = torch.stack([net(x, att, w, valid) for net in mix.nets], -1)
+    assert torch.allclose(mix(x, att, w, valid), (pi * each).sum(-1), atol=1e-5)
+    gate = torch.rand(att.shape)
+    each = torch.stack([net.gate_energy(x, w, valid)(gate) for net in mix.nets], -1)
+    assert torch.allclose(mix.gate_energy(x, w, valid)(gate), (pi * each).sum(-1), atol=1e-5)
+    model = small_model(experts=2)
+    assert torch.allclose(model.net.shares(w), torch.full((len(x), 2), 0.5))
+    meta_loss(model, batch, LossConfig())["loss"].backward()
+    assert model.net.choose.weight.grad.abs().sum() > 0
+    assert all(net.g_i.weight.grad.abs().sum() > 0 for net in model.net.nets)
+    with pytest.raises(ValueError, match="experts must be a positive integer"):
+        build_energy(ModelConfig(experts=0))
+
+
 def test_code_encoder_starts_as_the_shared_start_and_learns_per_task_starts(batch):
     """Untrained, the encoder adds nothing; its output layer gets the meta-gradient, and
     once it is non-zero tasks with different demos start from different codes that ignore
