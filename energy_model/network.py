@@ -333,8 +333,11 @@ class EntityEnergy(EnergyNet):
 
 
 class ExpertMixture(nn.Module):
-    """E = sum_k pi_k(w) E_k(x, gate, w) over ModelConfig.experts networks, pi = softmax of a
-    linear map of the code, zero-initialised so every network starts with an even share."""
+    """E = -log sum_k pi_k(w) exp(-E_k(x, gate, w)) over ModelConfig.experts networks, pi a
+    softmax of a linear map of the code, zero-initialised so every network starts with an
+    even share: a mixture of the experts' Boltzmann densities, so each sample's gradient
+    reaches the experts in proportion to their posterior responsibility and experts compete
+    for samples (Jacobs et al. 1991) instead of cooperating on every one."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -354,13 +357,15 @@ class ExpertMixture(nn.Module):
         self.nets[0].check(x, gate, w, valid)
 
     def forward(self, x, gate, w, valid):
-        energies = torch.stack([net(x, gate, w, valid) for net in self.nets], -1)
-        return (self.shares(w) * energies).sum(-1)
+        return self.mix(torch.stack([net(x, gate, w, valid) for net in self.nets], -1), w)
 
     def gate_energy(self, x, w, valid):
         fns = [net.gate_energy(x, w, valid) for net in self.nets]
-        pi = self.shares(w)
-        return lambda gate: (pi * torch.stack([fn(gate) for fn in fns], -1)).sum(-1)
+        return lambda gate: self.mix(torch.stack([fn(gate) for fn in fns], -1), w)
+
+    def mix(self, energies: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The experts' energies [B, K] -> the mixture's energy [B] under codes w [B, C]."""
+        return -torch.logsumexp(torch.log_softmax(self.choose(w), -1) - energies, -1)
 
 
 def _single(cfg: ModelConfig) -> EnergyNet:

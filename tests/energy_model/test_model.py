@@ -1,6 +1,7 @@
 """Energy networks, code inference and checkpoints."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -274,10 +275,11 @@ def test_context_nets_keep_each_contexts_loss_in_its_own_network(batch):
     assert shared.context_net("identification") is shared.net
 
 
-def test_expert_mixture_weighs_its_networks_by_the_code_and_learns_the_shares(batch):
-    """experts: the energy is the code's softmax-weighted sum of its networks' energies on
-    both paths (an exact mask and a chain's gate function), an even mix at first, and
-    Algorithm 1's gradient reaches the shares and every network; experts < 1 is refused."""
+def test_expert_mixture_mixes_its_networks_densities_by_the_code_and_learns_the_shares(batch):
+    """experts: the energy is -log sum_k pi_k(w) exp(-E_k) over its networks on both paths
+    (an exact mask and a chain's gate function), an even mix at first, and
+    Algorithm 1's gradient reaches the shares and every network; experts < 1 is refused;
+    expert_split's -I(k; w) lies in [-log K, 0] and needs a mixture."""
     from energy_model.algorithm import meta_loss
     from energy_model.config import LossConfig
 
@@ -287,10 +289,11 @@ def test_expert_mixture_weighs_its_networks_by_the_code_and_learns_the_shares(ba
     torch.nn.init.normal_(mix.choose.weight)
     pi = mix.shares(w)
     each = torch.stack([net(x, att, w, valid) for net in mix.nets], -1)
-    assert torch.allclose(mix(x, att, w, valid), (pi * each).sum(-1), atol=1e-5)
+    assert torch.allclose(mix(x, att, w, valid), -(pi * (-each).exp()).sum(-1).log(), atol=1e-5)
     gate = torch.rand(att.shape)
     each = torch.stack([net.gate_energy(x, w, valid)(gate) for net in mix.nets], -1)
-    assert torch.allclose(mix.gate_energy(x, w, valid)(gate), (pi * each).sum(-1), atol=1e-5)
+    mixed = -(pi * (-each).exp()).sum(-1).log()
+    assert torch.allclose(mix.gate_energy(x, w, valid)(gate), mixed, atol=1e-5)
     model = small_model(experts=2)
     assert torch.allclose(model.net.shares(w), torch.full((len(x), 2), 0.5))
     meta_loss(model, batch, LossConfig())["loss"].backward()
@@ -298,6 +301,12 @@ def test_expert_mixture_weighs_its_networks_by_the_code_and_learns_the_shares(ba
     assert all(net.g_i.weight.grad.abs().sum() > 0 for net in model.net.nets)
     with pytest.raises(ValueError, match="experts must be a positive integer"):
         build_energy(ModelConfig(experts=0))
+    torch.nn.init.normal_(model.net.choose.weight)
+    split = meta_loss(model, batch, LossConfig(expert_split=1.0))
+    for var in ("x", "a"):  # -I(k; w): between -log K and 0
+        assert -math.log(2) - 1e-6 <= split[f"split_{var}"].item() < 0
+    with pytest.raises(ValueError, match="expert_split needs a mixture"):
+        meta_loss(small_model(), batch, LossConfig(expert_split=1.0))
 
 
 def test_code_encoder_starts_as_the_shared_start_and_learns_per_task_starts(batch):
