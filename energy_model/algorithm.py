@@ -19,8 +19,6 @@ so no identification L_KL and no identification target)
 + transplant * softplus(E(truth) - E(transplant))       (optional: the outcome of another
                                                         query of the task moved into this
                                                         query's scene; generation only)
-+ expert_split * (mean H(pi(w)) - H(mean pi(w)))      (optional: the codes' shares of a
-                                                        mixture of experts kept apart)
 + score_match * |sigma grad E(x^1 + sigma eps) / kappa - eps|^2
                                                        (optional: denoising score matching
                                                         of generation's energy)
@@ -70,20 +68,6 @@ def _code_contrast(out: dict, var: str, e_pos, e_other, cfg: LossConfig) -> torc
     500 steps (gradient norm 1 to 1,000)."""
     out[f"cc_{var}"], out[f"e_other_{var}"] = F.softplus(e_pos - e_other).mean(), e_other.mean()
     return cfg.code_contrast * out[f"cc_{var}"] + cfg.energy_reg * e_other.square().mean()
-
-
-def _expert_split(out: dict, var: str, net, w: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
-    """The weighted -I(k; w) over the batch's codes w [B, C] (LossConfig.expert_split),
-    logged as split_<var>: mean entropy of each task's shares minus the entropy of their
-    mean."""
-    if not hasattr(net, "shares"):
-        raise ValueError("loss.expert_split needs a mixture: set --model.experts 2 or more")
-    pi = net.shares(w)
-    mean = pi.mean(0)
-    out[f"split_{var}"] = (
-        -(pi * pi.clamp(min=1e-12).log()).sum(1).mean() + (mean * mean.clamp(min=1e-12).log()).sum()
-    )
-    return cfg.expert_split * out[f"split_{var}"]
 
 
 def noised_outcomes(traj, att, scale: float):
@@ -233,8 +217,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.code_contrast > 0:
             e_other = model.generation_energy(traj, att, _partner_codes(w_x, batch, kq), valid)
             loss_x = loss_x + _code_contrast(out, "x", e_pos, e_other, cfg)
-        if cfg.expert_split > 0:
-            loss_x = loss_x + _expert_split(out, "x", model.context_net("generation"), w_x, cfg)
         if cfg.perturbed > 0:
             near = perturbed_outcomes(traj, att, cfg.perturb_scale)
             e_near = model.generation_energy(
@@ -285,9 +267,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
         if cfg.code_contrast > 0:
             e_other = model.identification_energy(x0, att, _partner_codes(w_a, batch, kq), valid)
             loss_a = loss_a + _code_contrast(out, "a", e_pos, e_other, cfg)
-        if cfg.expert_split > 0:
-            net = model.context_net("identification")
-            loss_a = loss_a + _expert_split(out, "a", net, w_a, cfg)
         if cfg.perturbed > 0:
             e_near = model.identification_energy(x0, flipped_attention(att, valid), wq, valid)
             loss_a = loss_a + _perturbed(out, "a", e_pos, e_near, cfg)

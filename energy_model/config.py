@@ -54,12 +54,6 @@ class ModelConfig:
     paper: over the default's recipe it scored 38.0% / 39.0% against 42.3% / 42.5%, the
     arrangements (join, line, shapes) learning half as well without identification
     beside them (docs/learning.md)."""
-    experts: int = 1
-    """Energy networks the code chooses among: E = -log sum_k pi_k(w) exp(-E_k(x, gate, w)),
-    pi a softmax of a linear map of the code (zero-initialised: an even mix at first), each
-    E_k a network of `hidden` width: a mixture, whose experts compete for the samples they
-    score lowest, so families can hold networks of their own instead of crowding one.
-    1: the paper's single network."""
     pair_gate: str = "attended-to-all"
     """How much pair (i, j) counts, beyond gate_i (g always sees gate_j): 'attended-to-all':
     every valid j, so unattended reference entities stay visible; 'relevance':
@@ -212,11 +206,6 @@ class LossConfig:
     w_other the code inferred for a sibling task: with it on, batches come in pairs of
     sibling concepts (north and west, region-point and region-circle, two colors), so codes
     must carry what tells siblings apart, not only the family's kind; 0 off."""
-    expert_split: float = 0.0
-    """Weight of -I(k; w), the mutual information between a ModelConfig.experts network and
-    the batch's codes: each task's shares confident (low entropy), the batch's mean shares
-    even (high entropy), so the mixture splits the tasks among its networks instead of
-    mixing them evenly for every code; 0 off."""
     perturbed: float = 0.0
     """Weight of softplus(E(truth) - E(near miss)) on each query, near misses made without a
     chain: for generation the demonstrated outcome with Gaussian noise on what generation

@@ -332,48 +332,5 @@ class EntityEnergy(EnergyNet):
         return lambda gate: self.head(torch.einsum("bih,bi->bh", per, gate.to(x.dtype) * vf), w)
 
 
-class ExpertMixture(nn.Module):
-    """E = -log sum_k pi_k(w) exp(-E_k(x, gate, w)) over ModelConfig.experts networks, pi a
-    softmax of a linear map of the code, zero-initialised so every network starts with an
-    even share: a mixture of the experts' Boltzmann densities, so each sample's gradient
-    reaches the experts in proportion to their posterior responsibility and experts compete
-    for samples (Jacobs et al. 1991) instead of cooperating on every one."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        if cfg.experts < 2:
-            raise ValueError(f"a mixture needs experts >= 2, got {cfg.experts}")
-        self.cfg = cfg
-        self.nets = nn.ModuleList(_single(cfg) for _ in range(cfg.experts))
-        self.choose = nn.Linear(cfg.code_dim, cfg.experts)
-        nn.init.zeros_(self.choose.weight)
-        nn.init.zeros_(self.choose.bias)
-
-    def shares(self, w: torch.Tensor) -> torch.Tensor:
-        """[B, K]: each network's share of the energy under codes w [B, C]."""
-        return torch.softmax(self.choose(w), -1)
-
-    def check(self, x, gate, w, valid):
-        self.nets[0].check(x, gate, w, valid)
-
-    def forward(self, x, gate, w, valid):
-        return self.mix(torch.stack([net(x, gate, w, valid) for net in self.nets], -1), w)
-
-    def gate_energy(self, x, w, valid):
-        fns = [net.gate_energy(x, w, valid) for net in self.nets]
-        return lambda gate: self.mix(torch.stack([fn(gate) for fn in fns], -1), w)
-
-    def mix(self, energies: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """The experts' energies [B, K] -> the mixture's energy [B] under codes w [B, C]."""
-        return -torch.logsumexp(torch.log_softmax(self.choose(w), -1) - energies, -1)
-
-
-def _single(cfg: ModelConfig) -> EnergyNet:
+def build_energy(cfg: ModelConfig) -> EnergyNet:
     return RelationEnergy(cfg) if cfg.relational else EntityEnergy(cfg)
-
-
-def build_energy(cfg: ModelConfig) -> nn.Module:
-    """The energy network cfg names: one network, or a mixture of cfg.experts of them."""
-    if not isinstance(cfg.experts, int) or cfg.experts < 1:
-        raise ValueError(f"experts must be a positive integer, got {cfg.experts!r}")
-    return ExpertMixture(cfg) if cfg.experts > 1 else _single(cfg)

@@ -1,7 +1,6 @@
 """Energy networks, code inference and checkpoints."""
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -273,40 +272,6 @@ def test_context_nets_keep_each_contexts_loss_in_its_own_network(batch):
     assert grads(split, "identification") == [False, True]
     shared = small_model()
     assert shared.context_net("identification") is shared.net
-
-
-def test_expert_mixture_mixes_its_networks_densities_by_the_code_and_learns_the_shares(batch):
-    """experts: the energy is -log sum_k pi_k(w) exp(-E_k) over its networks on both paths
-    (an exact mask and a chain's gate function), an even mix at first, and
-    Algorithm 1's gradient reaches the shares and every network; experts < 1 is refused;
-    expert_split's -I(k; w) lies in [-log K, 0] and needs a mixture."""
-    from energy_model.algorithm import meta_loss
-    from energy_model.config import LossConfig
-
-    mix = build_energy(ModelConfig(hidden=32, code_dim=8, experts=3, pair_distance=True))
-    x, att, valid = batch.query_x[:, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
-    w = torch.randn(len(x), 8)
-    torch.nn.init.normal_(mix.choose.weight)
-    pi = mix.shares(w)
-    each = torch.stack([net(x, att, w, valid) for net in mix.nets], -1)
-    assert torch.allclose(mix(x, att, w, valid), -(pi * (-each).exp()).sum(-1).log(), atol=1e-5)
-    gate = torch.rand(att.shape)
-    each = torch.stack([net.gate_energy(x, w, valid)(gate) for net in mix.nets], -1)
-    mixed = -(pi * (-each).exp()).sum(-1).log()
-    assert torch.allclose(mix.gate_energy(x, w, valid)(gate), mixed, atol=1e-5)
-    model = small_model(experts=2)
-    assert torch.allclose(model.net.shares(w), torch.full((len(x), 2), 0.5))
-    meta_loss(model, batch, LossConfig())["loss"].backward()
-    assert model.net.choose.weight.grad.abs().sum() > 0
-    assert all(net.g_i.weight.grad.abs().sum() > 0 for net in model.net.nets)
-    with pytest.raises(ValueError, match="experts must be a positive integer"):
-        build_energy(ModelConfig(experts=0))
-    torch.nn.init.normal_(model.net.choose.weight)
-    split = meta_loss(model, batch, LossConfig(expert_split=1.0))
-    for var in ("x", "a"):  # -I(k; w): between -log K and 0
-        assert -math.log(2) - 1e-6 <= split[f"split_{var}"].item() < 0
-    with pytest.raises(ValueError, match="expert_split needs a mixture"):
-        meta_loss(small_model(), batch, LossConfig(expert_split=1.0))
 
 
 def test_code_encoder_starts_as_the_shared_start_and_learns_per_task_starts(batch):
