@@ -19,6 +19,8 @@ it the training signal is to blame, not the network.
                                    [--steps 600] [--batch-size 32] [--eval-every 100]
                                    [--bent-scale 0.3] [--pair-distance] [--seed 0]
                                    [--json FILE]
+    python bench/relation_probe.py --concept line --negatives bent --wrong-only
+        (no training: how many held-out negatives fail the family's own scorer)
 """
 
 from __future__ import annotations
@@ -65,6 +67,21 @@ def pair_energies(model, batch, kind: str, gen: torch.Generator, bent_scale: flo
     return e_pos, e_neg
 
 
+def wrong_fraction(concept: str, kind: str, seed: int, bent_scale: float) -> float:
+    """The fraction of the held-out negatives (the probe's own) that fail the family's
+    scorer: how many of them are wrong answers, not only different ones."""
+    held_out = collate(held_out_tasks(concept, "action", 40, seed + 1))
+    gen = torch.Generator().manual_seed(seed)
+    x_neg, ok = negatives(kind, held_out.query_x, held_out.query_att, gen, bent_scale)
+    att = held_out.query_att.flatten(0, 1)
+    kq = held_out.query_x.shape[1]
+    wrong = [
+        not held_out.instances[q // kq].generation_success(x_neg[q].numpy(), att[q].numpy())
+        for q in ok.nonzero().squeeze(1).tolist()
+    ]
+    return sum(wrong) / max(len(wrong), 1)
+
+
 def probe(concept: str, kind: str, steps: int, batch_size: int, every: int, seed: int,
           pair_distance: bool = False, bent_scale: float = 0.3):  # fmt: skip
     """{step: held-out pairwise accuracy} of one discriminator run."""
@@ -105,8 +122,14 @@ def main(argv=None) -> int:
     p.add_argument("--pair-distance", action="store_true", help="g also reads pair distances")
     p.add_argument("--bent-scale", type=float, default=0.3, help="the bent negatives' noise")
     p.add_argument("--json", type=Path, help="write the accuracies here")
+    p.add_argument("--wrong-only", action="store_true", help="only report wrong_fraction")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.wrong_only:
+        for kind in args.negatives:
+            frac = wrong_fraction(args.concept, kind, args.seed, args.bent_scale)
+            print(f"{args.concept} {kind}: {frac:.3f} of held-out negatives fail the scorer")
+        return 0
     try:
         rows = {
             kind: probe(
