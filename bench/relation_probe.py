@@ -40,9 +40,11 @@ from energy_model.model import ConceptModel, generation_mask, uniform_features
 from particle_world.io import write_json
 
 NEGATIVES = ("transplant", "uniform", "bent")
+BENT_SCALE = 0.3
+"""The bent negatives' default noise (per coordinate, world units)."""
 
 
-def negatives(kind: str, query_x, query_att, gen: torch.Generator, bent_scale: float = 0.3):
+def negatives(kind: str, query_x, query_att, gen: torch.Generator, bent_scale: float = BENT_SCALE):
     """([B*Kq, T+1, N, D] negatives, ok [B*Kq]) for the flattened queries."""
     traj, att = query_x.flatten(0, 1), query_att.flatten(0, 1)
     if kind == "transplant":
@@ -56,7 +58,7 @@ def negatives(kind: str, query_x, query_att, gen: torch.Generator, bent_scale: f
     return traj + bent_scale * torch.randn(traj.shape, generator=gen) * mask, ok
 
 
-def pair_energies(model, batch, kind: str, gen: torch.Generator, bent_scale: float = 0.3):
+def pair_energies(model, batch, kind: str, gen: torch.Generator, bent_scale: float = BENT_SCALE):
     """Energies of the truths and of their negatives, on the queries that have one."""
     x_neg, ok = negatives(kind, batch.query_x, batch.query_att, gen, bent_scale)
     traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
@@ -83,7 +85,7 @@ def wrong_fraction(concept: str, kind: str, seed: int, bent_scale: float) -> flo
 
 
 def probe(concept: str, kind: str, steps: int, batch_size: int, every: int, seed: int,
-          pair_distance: bool = False, bent_scale: float = 0.3):  # fmt: skip
+          pair_distance: bool = False, bent_scale: float = BENT_SCALE):  # fmt: skip
     """{step: held-out pairwise accuracy} of one discriminator run."""
     torch.manual_seed(seed)
     model = ConceptModel(ModelConfig(pair_distance=pair_distance), InferenceConfig())
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="training stream; held-out: seed + 1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pair-distance", action="store_true", help="g also reads pair distances")
-    p.add_argument("--bent-scale", type=float, default=0.3, help="the bent negatives' noise")
+    p.add_argument("--bent-scale", type=float, default=BENT_SCALE, help="the bent negatives' noise")
     p.add_argument("--json", type=Path, help="write the accuracies here")
     p.add_argument("--wrong-only", action="store_true", help="only report wrong_fraction")
     args = p.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
                 args.seed,
                 args.pair_distance,
                 args.bent_scale,
-            )  # fmt: skip
+            )
             for kind in args.negatives
         }
     except (KeyError, ValueError) as err:

@@ -152,21 +152,31 @@ class ConceptModel(nn.Module):
         if contexts in ("both", "generation"):
             w_x = per_task("generation", lambda w: self.generation_energy(flat, att, w, val))
         if contexts in ("both", "identification"):
+            x0 = flat[:, 0]
             of_demos = (
-                self._demo_nll if self.inference_cfg.code_likelihood else self.identification_energy
+                self.demo_nll_fn(x0, att, val)
+                if self.inference_cfg.code_likelihood
+                else lambda w: self.identification_energy(x0, att, w, val)
             )
-            w_a = per_task("identification", lambda w: of_demos(flat[:, 0], att, w, val))
+            w_a = per_task("identification", of_demos)
         return w_x, w_a
 
-    def _demo_nll(self, x0, att, w, valid) -> torch.Tensor:
-        """[R]: -log p(att | x0, w) with p proportional to exp(-E) over att and its
-        neighbor_masks (InferenceConfig.code_likelihood)."""
+    def demo_nll_fn(self, x0, att, valid):
+        """w [R, C] -> [R]: -log p(att | x0, w) with p proportional to exp(-E) over att and
+        its neighbor_masks (InferenceConfig.code_likelihood). The candidate masks are
+        listed once, here, for every code step; each call scores them in one pass."""
         masks, ok = neighbor_masks(att, valid)
+        cands = torch.cat([att[:, None], masks], 1)  # slot 0: the demonstrated mask
+        ok = torch.cat([ok.new_ones(len(att), 1), ok], 1)
         rows, slots = ok.nonzero(as_tuple=True)
-        e_pos = self.identification_energy(x0, att, w, valid)
-        e = self.identification_energy(x0[rows], masks[rows, slots], w[rows], valid[rows])
-        dense = e_pos.new_full(ok.shape, torch.inf).index_put((rows, slots), e)
-        return e_pos + torch.logsumexp(-torch.cat([e_pos[:, None], dense], 1), 1)
+        x_rows, masks_rows, valid_rows = x0[rows], cands[rows, slots], valid[rows]
+
+        def nll(w):
+            e = self.identification_energy(x_rows, masks_rows, w[rows], valid_rows)
+            dense = e.new_full(ok.shape, torch.inf).index_put((rows, slots), e)
+            return dense[:, 0] + torch.logsumexp(-dense, 1)
+
+        return nll
 
     def generate(
         self, traj, attention, w_x, valid, create_graph=False, steps=None, record=None,

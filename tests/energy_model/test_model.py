@@ -318,7 +318,7 @@ def test_code_likelihood_infers_codes_from_the_demos_nll_over_neighbor_masks(bat
     plain.load_state_dict(lik.state_dict())
     x0, att, valid = batch.demo_x[:, 0, 0], batch.demo_att[:, 0], batch.demo_valid[:, 0]
     w = torch.randn(len(x0), 8)
-    nll = lik._demo_nll(x0, att, w, valid)
+    nll = lik.demo_nll_fn(x0, att, valid)(w)
     masks, ok = neighbor_masks(att, valid)
     for q in range(len(x0)):
         cands = torch.cat([att[q : q + 1], masks[q][ok[q]]])
