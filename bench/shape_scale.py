@@ -4,15 +4,17 @@ For a shape family (triangle, square, line), two tables on held-out queries:
 - the chain run well past its trained length: at chosen steps, the mean fit of the
   attended entities to the figure (for a polygon, the rms after the best similarity and
   the circumradius; for a line, the rms distance to the best-fit line and the extent
-  along it), the share of queries where that size exceeds the demonstrated figure's, and
-  the success rate, beside the demonstrated outcomes' own fit and the chain's start (x^0:
+  along it), the share of queries where that size exceeds the demonstrated figure's, the
+  shortest over the longest distance between attended entities (dmin/dmax), and the
+  success rate, beside the demonstrated outcomes' own fit and the chain's start (x^0:
   where the first negatives of training lie);
 - the energy of each demonstrated outcome with its attended entities scaled about their
   centroid by s, against the outcome's own: the mean difference and the share of queries
   where the scaled figure scores lower.
 A sample whose radius keeps falling below the truth's, and shrunken outcomes that score
 below the truth, show an energy whose minimum is a shrunken figure, not one of the
-demonstrated size.
+demonstrated size; a dmin/dmax rising above the truth's, one that satisfies each pair's
+distance for itself, not the figure.
 
     python bench/shape_scale.py --checkpoint CKPT [--concept square] [--steps 5 10 20 40 80]
                                 [--scales 0 0.25 0.5 0.75 1.25 1.5] [--tasks 20] [--seed 1]
@@ -50,6 +52,15 @@ def figure_fit(concept: str):
     return "radius", lambda x, a: similarity_fit(x[a > 0.5][:, E.POS].astype(np.float64), template)
 
 
+def pair_spread(x_last: np.ndarray, attention: np.ndarray) -> float:
+    """Shortest over longest distance between attended entities: 0.5 for three evenly
+    spaced on a line, 1 for an equilateral triangle; a sum of pair terms that rewards each
+    pair's distance for itself, not the figure they make, pushes it up."""
+    p = x_last[attention > 0.5][:, E.POS].astype(np.float64)
+    d = np.linalg.norm(p[:, None] - p[None], axis=-1)[np.triu_indices(len(p), 1)]
+    return float(d.min() / max(d.max(), 1e-12))
+
+
 def scaled_outcomes(traj: torch.Tensor, att: torch.Tensor, s: float) -> torch.Tensor:
     """traj [B, T+1, N, D] with the attended entities' final positions scaled by s about
     their centroid."""
@@ -79,12 +90,13 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
     states |= {str(k): record[k - 1] for k in steps}
     rows, truth_size = {}, None
     for name, xs in states.items():
-        fits, ok = [], []
+        fits, ok, spread = [], [], []
         for q in range(traj.shape[0]):
             keep = valid[q].numpy()
             a = att[q].numpy()[keep]
             x = xs[q].numpy()[:, keep]
             fits.append(fit(x[-1], a))
+            spread.append(pair_spread(x[-1], a))
             ok.append(tasks[q // kq].instance.generation_success(x, a))
         fits = np.array(fits)
         truth_size = fits[:, 1] if truth_size is None else truth_size
@@ -92,6 +104,7 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
             "rms": float(fits[:, 0].mean()),
             size: float(fits[:, 1].mean()),
             "larger_than_truth": float((fits[:, 1] > truth_size + 1e-9).mean()),
+            "pair_spread": float(np.mean(spread)),
             "success": float(np.mean(ok)),
         }
     energy = {}
@@ -132,10 +145,11 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     size, _ = figure_fit(args.concept)
-    print(f"{'step':>6s} {'rms':>7s} {size:>7s} {'> truth':>8s} {'success':>8s}")
+    print(f"{'step':>6s} {'rms':>7s} {size:>7s} {'> truth':>8s} {'dmin/dmax':>10s} "
+          f"{'success':>8s}")  # fmt: skip
     for k, r in result["by_step"].items():
         print(f"{k:>6s} {r['rms']:7.3f} {r[size]:7.3f} {100 * r['larger_than_truth']:7.0f}%"
-              f" {100 * r['success']:7.0f}%")  # fmt: skip
+              f" {r['pair_spread']:10.3f} {100 * r['success']:7.0f}%")  # fmt: skip
     print(f"\n{'scale':>6s} {'E - E(truth)':>13s} {'below truth':>12s}")
     for s, r in result["scaled_truth_energy"].items():
         print(f"{s:>6s} {r['minus_truth']:+13.4f} {100 * r['below']:11.0f}%")

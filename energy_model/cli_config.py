@@ -56,7 +56,7 @@ def add_identification_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
@@ -68,7 +68,7 @@ def _parse_value(hint, text: str):
     """Parse a flag by its type hint: bool, int, float, str, optional, tuples and lists."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is bool:
-        return _parse_bool(text)
+        return parse_bool(text)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if text.lower() == "none":
             return None

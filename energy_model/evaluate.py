@@ -8,7 +8,7 @@
 The first prints, per concept family, generation error, attention error and success rate
 (a metric that does not apply to a family's roles is shown as '-', null in the JSON; the
 JSON also records the settings that produced it: checkpoint, seed, tasks, entities, steps
-(null: as trained), restarts and identification). The second reproduces the paper's
+(null: as trained), restarts, identification and code_likelihood). The second reproduces the paper's
 transfer table on region-point: untrained, trained on generation only, on identification
 only, on both; with --checkpoint, that checkpoint's row (compared with the paper's 'both').
 """
@@ -29,7 +29,7 @@ from energy_model.checkpoint import (
     load_model,
     read_checkpoint,
 )
-from energy_model.cli_config import add_identification_flag, positive_int, seed_int
+from energy_model.cli_config import add_identification_flag, parse_bool, positive_int, seed_int
 from energy_model.config import TrainConfig, from_dict
 from energy_model.data import concept_list, units
 from energy_model.evaluation import evaluate, evaluate_unit
@@ -177,11 +177,18 @@ def main(argv=None) -> int:
         "positions and colors, the lowest-energy one kept (default: the checkpoint's "
         "inference.generation_restarts)",
     )  # fmt: skip
+    p.add_argument(
+        "--code-likelihood", type=parse_bool, metavar="{true,false}",
+        help="identification's code inference by the demos' likelihood over neighbor masks "
+        "(default: the checkpoint's inference.code_likelihood; docs/learning.md, 'Closest "
+        "beside the other argument families')",
+    )  # fmt: skip
     add_identification_flag(p)
     p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
     test_time = {"restarts": args.restarts, "generation_restarts": args.generation_restarts,
-                 "identification": args.identification}  # fmt: skip
+                 "identification": args.identification,
+                 "code_likelihood": args.code_likelihood}  # fmt: skip
     if not 1 <= args.entities[0] <= args.entities[1]:
         p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")
     torch.set_num_threads(args.threads)
@@ -248,7 +255,8 @@ def main(argv=None) -> int:
                    "entities": list(args.entities), "steps": args.steps,
                    "restarts": inference.restarts,
                    "generation_restarts": inference.generation_restarts,
-                   "identification": inference.identification}  # fmt: skip
+                   "identification": inference.identification,
+                   "code_likelihood": inference.code_likelihood}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

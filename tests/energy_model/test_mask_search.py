@@ -119,7 +119,7 @@ def test_search_negatives_score_the_searched_mask_and_run_no_identification_chai
     assert model.code_init.grad[1].abs().sum() > 0  # identification's code start learns
 
 
-def test_evaluate_switches_identification_and_records_it(tmp_path):
+def test_evaluate_switches_test_time_inference_and_records_it(tmp_path):
     out = tmp_path / "eval.json"
     argv = ["--concepts", "quantity-1", "--tasks", "2", "--no-baseline", "--json", str(out)]
     assert evaluate_cli.main([*argv, "--identification", "search"]) == 0
@@ -130,6 +130,11 @@ def test_evaluate_switches_identification_and_records_it(tmp_path):
     argv = [*argv[:-1], str(lengths), "--identification", "search", "--steps", "10", "20"]
     assert evaluate_cli.main(argv) == 0  # no chain: the lengths are generation's alone
     assert json.loads(lengths.read_text())["concepts"] == result["concepts"]
+    assert result["code_likelihood"] is False  # the shipped checkpoint's own setting
+    likelihood = tmp_path / "likelihood.json"
+    argv = [*argv[:-6], str(likelihood), "--code-likelihood", "true"]
+    assert evaluate_cli.main(argv) == 0
+    assert json.loads(likelihood.read_text())["code_likelihood"] is True
 
 
 def test_neighbor_masks_are_the_non_empty_one_flip_and_one_swap_masks():
