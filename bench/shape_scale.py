@@ -5,9 +5,10 @@ For a shape family (triangle, square, line), two tables on held-out queries:
   attended entities to the figure (for a polygon, the rms after the best similarity and
   the circumradius; for a line, the rms distance to the best-fit line and the extent
   along it), the share of queries where that size exceeds the demonstrated figure's, the
-  shortest over the longest distance between attended entities (dmin/dmax), and the
-  success rate, beside the demonstrated outcomes' own fit and the chain's start (x^0:
-  where the first negatives of training lie);
+  shortest over the longest distance between attended entities (dmin/dmax), the share
+  of queries whose sample scores below the demonstrated outcome, and the success rate,
+  beside the demonstrated outcomes' own fit and the chain's start (x^0: where the first
+  negatives of training lie);
 - the energy of each demonstrated outcome with its attended entities scaled about their
   centroid by s, against the outcome's own: the mean difference and the share of queries
   where the scaled figure scores lower.
@@ -88,8 +89,13 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
                        record=record)  # fmt: skip
     states = {"truth": traj, "start": generation_start(traj, att)}
     states |= {str(k): record[k - 1] for k in steps}
+    w = w_x.detach().repeat_interleave(kq, 0)
+    with torch.no_grad():
+        e_truth = model.generation_energy(traj, att, w, valid)
     rows, truth_size = {}, None
     for name, xs in states.items():
+        with torch.no_grad():
+            below = (model.generation_energy(xs.detach(), att, w, valid) < e_truth).float()
         fits, ok, spread = [], [], []
         for q in range(traj.shape[0]):
             keep = valid[q].numpy()
@@ -105,12 +111,11 @@ def shape_scale(model, concept, steps, scales, n_tasks: int, seed: int) -> dict:
             size: float(fits[:, 1].mean()),
             "larger_than_truth": float((fits[:, 1] > truth_size + 1e-9).mean()),
             "pair_spread": float(np.mean(spread)),
+            "energy_below_truth": below.mean().item(),
             "success": float(np.mean(ok)),
         }
     energy = {}
     with torch.no_grad():
-        w = w_x.detach().repeat_interleave(kq, 0)
-        e_truth = model.generation_energy(traj, att, w, valid)
         for s in scales:
             gap = model.generation_energy(scaled_outcomes(traj, att, s), att, w, valid) - e_truth
             energy[str(s)] = {
@@ -146,10 +151,11 @@ def main(argv=None) -> int:
         return 1
     size, _ = figure_fit(args.concept)
     print(f"{'step':>6s} {'rms':>7s} {size:>7s} {'> truth':>8s} {'dmin/dmax':>10s} "
-          f"{'success':>8s}")  # fmt: skip
+          f"{'E < truth':>10s} {'success':>8s}")  # fmt: skip
     for k, r in result["by_step"].items():
         print(f"{k:>6s} {r['rms']:7.3f} {r[size]:7.3f} {100 * r['larger_than_truth']:7.0f}%"
-              f" {r['pair_spread']:10.3f} {100 * r['success']:7.0f}%")  # fmt: skip
+              f" {r['pair_spread']:10.3f} {100 * r['energy_below_truth']:9.0f}%"
+              f" {100 * r['success']:7.0f}%")  # fmt: skip
     print(f"\n{'scale':>6s} {'E - E(truth)':>13s} {'below truth':>12s}")
     for s, r in result["scaled_truth_energy"].items():
         print(f"{s:>6s} {r['minus_truth']:+13.4f} {100 * r['below']:11.0f}%")
