@@ -55,7 +55,7 @@ class EnergyNet(nn.Module):
         if cfg.head not in ("linear", "square"):
             raise ValueError(f"head must be 'linear' or 'square', got {cfg.head!r}")
         self.cfg = cfg
-        self.f = _mlp(cfg.hidden + cfg.code_dim, cfg.hidden, 1)
+        self.f = _mlp(cfg.hidden + cfg.code_dim + 2 * cfg.figure_input, cfg.hidden, 1)
         self.film = None
         if cfg.code_film:
             self.film = nn.Linear(cfg.code_dim, 2 * cfg.hidden)
@@ -85,8 +85,21 @@ class EnergyNet(nn.Module):
         gamma, beta = gb.view(gb.shape[0], *([1] * (h.dim() - 2)), -1).chunk(2, dim=-1)
         return h * (1 + gamma) + beta
 
-    def head(self, pooled: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        out = self.f(torch.cat([pooled, w], dim=-1)).squeeze(-1)  # [B]
+    def figure(self, feats, m):
+        """[B, 2]: sqrt of the eigenvalues of the m-weighted scatter of the positions in feats
+        [B, S, N, F] (m [B, N]), averaged over S."""
+        p = feats[..., E.POS]
+        mw = (m / m.sum(-1, keepdim=True).clamp(min=1e-6))[:, None, :, None]
+        d = p - (mw * p).sum(2, keepdim=True)
+        a, b, c = ((mw * d[..., i : i + 1] * d[..., j : j + 1]).sum((2, 3))
+                   for i, j in ((0, 0), (0, 1), (1, 1)))  # fmt: skip
+        half, root = (a + c) / 2, (((a - c) / 2).square() + b.square() + 1e-8).sqrt()
+        eig = torch.stack([half + root, (half - root).clamp(min=0)], -1)  # [B, S, 2]
+        return (eig + 1e-4).sqrt().mean(1)
+
+    def head(self, pooled: torch.Tensor, w: torch.Tensor, figure=None) -> torch.Tensor:
+        inputs = [pooled, w] if figure is None else [pooled, w, figure]
+        out = self.f(torch.cat(inputs, dim=-1)).squeeze(-1)  # [B]
         return out.square() if self.cfg.head == "square" else out
 
     def gate_energy(self, x, w, valid):
@@ -238,12 +251,13 @@ class RelationEnergy(EnergyNet):
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w)
+        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w,
+                                  feats, gate * vf)  # fmt: skip
 
-    def _head_of_rows(self, contrib, bi, b, w):
+    def _head_of_rows(self, contrib, bi, b, w, feats, m):
         """f of the rows' contributions [P, H] summed into their batch rows bi."""
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
-        return self.head(pooled, w)
+        return self.head(pooled, w, self.figure(feats, m) if self.cfg.figure_input else None)
 
     def _expected_energy(self, x, w, valid):
         """gate [B, N] in [0, 1] -> energy [B] at fixed x, w, with g computed once, here.
@@ -267,7 +281,8 @@ class RelationEnergy(EnergyNet):
             c1 = torch.where(self_pair, v1[bi], g[bi] * v1[bi])
             summed = (c0[:, None] @ z0 + c1[:, None] @ z1).squeeze(1)
             per_row = self._last_layer(summed, (c0 + c1).sum(-1) * s) / scale[bi]  # [P, H]
-            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, b, w)
+            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, b, w,
+                                      feats, g * vf)  # fmt: skip
 
         return energy
 
@@ -315,6 +330,8 @@ class EntityEnergy(EnergyNet):
         super().__init__(cfg)
         if cfg.pair_distance:
             raise ValueError("pair_distance needs pairs: set relational true, or leave it off")
+        if cfg.figure_input:
+            raise ValueError("figure_input is the relation network's: set relational true")
         self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
     def forward(self, x, gate, w, valid):

@@ -220,6 +220,36 @@ def test_pair_distance_is_one_energy_on_every_path_and_smooth_where_entities_mee
         build_energy(ModelConfig(relational=False, pair_distance=True))
 
 
+def test_figure_input_is_the_attended_spread_and_reaches_the_energy(batch, monkeypatch):
+    """figure_input: f also reads the root eigenvalues of the attended entities' scatter,
+    the minor one zero on a line; alike on the exact-mask rows, a chain's gate and the
+    naive baseline, with a gradient for the gate. A per-entity network is refused."""
+    torch.manual_seed(0)
+    net = build_energy(ModelConfig(hidden=32, code_dim=8, figure_input=True))
+    x, att, valid = batch.query_x[:, :1, 0].clone(), batch.query_att[:, 0], batch.query_valid[:, 0]
+    att = torch.zeros_like(att)
+    att[:, :3] = 1.0
+    on_line = x.clone()
+    on_line[:, 0, :3, E.POS] = torch.tensor([[-0.4, -0.2], [0.0, 0.0], [0.4, 0.2]])
+    spread = net.figure(net._feats(on_line, torch.zeros(len(x), 8)), att * valid)
+    major = (0.2 * 2 / 3) ** 0.5  # root variance along the line: offsets of 0, +-0.2**0.5
+    assert torch.allclose(spread[:, 0], torch.full_like(spread[:, 0], major), atol=1e-3)
+    assert (spread[:, 1] < 0.02).all()
+    w = torch.randn(len(x), 8)
+    exact = net(x, att, w, valid)
+    gate = att.clone().requires_grad_()
+    assert torch.allclose(net(x, gate, w, valid), exact, atol=1e-5)
+    net(x, gate, w, valid).sum().backward()
+    assert gate.grad.abs().sum() > 0
+    monkeypatch.setattr(network, "ROW_MODE", "all")
+    assert torch.allclose(net(x, att, w, valid), exact, atol=1e-5)
+    with torch.no_grad():
+        net.f[0].weight[:, -2:].zero_()
+    assert not torch.allclose(net(x, att, w, valid), exact, atol=1e-4)
+    with pytest.raises(ValueError, match="figure_input"):
+        build_energy(ModelConfig(relational=False, figure_input=True))
+
+
 @pytest.mark.parametrize("relational", [True, False])
 def test_motion_features_reach_trajectories_and_leave_single_states_alone(relational):
     """The first layer's displacement columns change a trajectory's energy but not a single
