@@ -14,8 +14,8 @@ For a shape family (triangle, square, line), two tables on held-out queries:
   where the scaled figure scores lower.
 A sample whose radius keeps falling below the truth's, and shrunken outcomes that score
 below the truth, show an energy whose minimum is a shrunken figure, not one of the
-demonstrated size; a dmin/dmax rising above the truth's, one that satisfies each pair's
-distance for itself, not the figure.
+demonstrated size; a dmin/dmax away from the truth's, proportions other than the
+figure's.
 
     python bench/shape_scale.py --checkpoint CKPT [--concept square] [--steps 5 10 20 40 80]
                                 [--scales 0 0.25 0.5 0.75 1.25 1.5] [--tasks 20] [--seed 1]
@@ -55,8 +55,7 @@ def figure_fit(concept: str):
 
 def pair_spread(x_last: np.ndarray, attention: np.ndarray) -> float:
     """Shortest over longest distance between attended entities: 0.5 for three evenly
-    spaced on a line, 1 for an equilateral triangle; a sum of pair terms that rewards each
-    pair's distance for itself, not the figure they make, pushes it up."""
+    spaced on a line, 1 for an equilateral triangle, 0.71 for a square."""
     p = x_last[attention > 0.5][:, E.POS].astype(np.float64)
     d = np.linalg.norm(p[:, None] - p[None], axis=-1)[np.triu_indices(len(p), 1)]
     return float(d.min() / max(d.max(), 1e-12))

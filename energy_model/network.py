@@ -30,6 +30,20 @@ def entity_features(cfg: ModelConfig) -> int:
     return E.DIM + 1 + (E.POS.stop - E.POS.start if cfg.motion_features else 0)
 
 
+def attended_spread(feats: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """[B, 2]: the square roots of the two eigenvalues of the m-weighted scatter of the
+    positions in feats [B, S, N, F] (m [B, N]), averaged over S (ModelConfig.figure_input).
+    Closed form for a 2 x 2 matrix, whose gradient stays finite where the two are equal."""
+    p = feats[..., E.POS]
+    mw = m / m.sum(-1, keepdim=True).clamp(min=1e-6)
+    d = p - torch.einsum("bn,bsni->bsi", mw, p)[:, :, None]
+    cov = torch.einsum("bn,bsni,bsnj->bsij", mw, d, d)  # [B, S, 2, 2]
+    a, b, c = cov[..., 0, 0], cov[..., 0, 1], cov[..., 1, 1]
+    half, root = (a + c) / 2, (((a - c) / 2).square() + b.square() + 1e-8).sqrt()
+    eig = torch.stack([half + root, (half - root).clamp(min=0)], -1)  # [B, S, 2]
+    return (eig + 1e-4).sqrt().mean(1)
+
+
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(n_in, hidden), SiLU(), nn.Linear(hidden, hidden), SiLU(),
@@ -84,18 +98,6 @@ class EnergyNet(nn.Module):
             gb = gb[rows]
         gamma, beta = gb.view(gb.shape[0], *([1] * (h.dim() - 2)), -1).chunk(2, dim=-1)
         return h * (1 + gamma) + beta
-
-    def figure(self, feats, m):
-        """[B, 2]: sqrt of the eigenvalues of the m-weighted scatter of the positions in feats
-        [B, S, N, F] (m [B, N]), averaged over S."""
-        p = feats[..., E.POS]
-        mw = (m / m.sum(-1, keepdim=True).clamp(min=1e-6))[:, None, :, None]
-        d = p - (mw * p).sum(2, keepdim=True)
-        a, b, c = ((mw * d[..., i : i + 1] * d[..., j : j + 1]).sum((2, 3))
-                   for i, j in ((0, 0), (0, 1), (1, 1)))  # fmt: skip
-        half, root = (a + c) / 2, (((a - c) / 2).square() + b.square() + 1e-8).sqrt()
-        eig = torch.stack([half + root, (half - root).clamp(min=0)], -1)  # [B, S, 2]
-        return (eig + 1e-4).sqrt().mean(1)
 
     def head(self, pooled: torch.Tensor, w: torch.Tensor, figure=None) -> torch.Tensor:
         inputs = [pooled, w] if figure is None else [pooled, w, figure]
@@ -251,13 +253,15 @@ class RelationEnergy(EnergyNet):
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(per_row * (gate * vf)[bi, ii][:, None], bi, b, w,
-                                  feats, gate * vf)  # fmt: skip
+        return self._head_of_rows(per_row, bi, ii, b, w, feats, gate * vf)
 
-    def _head_of_rows(self, contrib, bi, b, w, feats, m):
-        """f of the rows' contributions [P, H] summed into their batch rows bi."""
+    def _head_of_rows(self, per_row, bi, ii, b, w, feats, m):
+        """f of the rows' outputs [P, H], each weighted by its entity's gate m [B, N] and
+        summed into its batch row bi."""
+        contrib = per_row * m[bi, ii][:, None]
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
-        return self.head(pooled, w, self.figure(feats, m) if self.cfg.figure_input else None)
+        figure = attended_spread(feats, m) if self.cfg.figure_input else None
+        return self.head(pooled, w, figure)
 
     def _expected_energy(self, x, w, valid):
         """gate [B, N] in [0, 1] -> energy [B] at fixed x, w, with g computed once, here.
@@ -281,8 +285,7 @@ class RelationEnergy(EnergyNet):
             c1 = torch.where(self_pair, v1[bi], g[bi] * v1[bi])
             summed = (c0[:, None] @ z0 + c1[:, None] @ z1).squeeze(1)
             per_row = self._last_layer(summed, (c0 + c1).sum(-1) * s) / scale[bi]  # [P, H]
-            return self._head_of_rows(per_row * (g * vf)[bi, ii][:, None], bi, b, w,
-                                      feats, g * vf)  # fmt: skip
+            return self._head_of_rows(per_row, bi, ii, b, w, feats, g * vf)
 
         return energy
 

@@ -231,7 +231,7 @@ def test_figure_input_is_the_attended_spread_and_reaches_the_energy(batch, monke
     att[:, :3] = 1.0
     on_line = x.clone()
     on_line[:, 0, :3, E.POS] = torch.tensor([[-0.4, -0.2], [0.0, 0.0], [0.4, 0.2]])
-    spread = net.figure(net._feats(on_line, torch.zeros(len(x), 8)), att * valid)
+    spread = network.attended_spread(net._feats(on_line, torch.zeros(len(x), 8)), att * valid)
     major = (0.2 * 2 / 3) ** 0.5  # root variance along the line: offsets of 0, +-0.2**0.5
     assert torch.allclose(spread[:, 0], torch.full_like(spread[:, 0], major), atol=1e-3)
     assert (spread[:, 1] < 0.02).all()
