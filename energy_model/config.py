@@ -121,6 +121,13 @@ class InferenceConfig:
     (quantity-1's "any one entity" against closest's); the likelihood can, since the generic
     code spreads its mass over the neighbors. Costs the neighbors' energies at every code
     step."""
+    generation_likelihood: bool = False
+    """Generation's code inference minimises each demo's negative log-likelihood,
+    E(demo) + log sum exp(-E) over the demonstrated outcome, the outcome held at its start
+    and the outcome noised at GENERATION_LIKELIHOOD_NOISE on what generation moves, not its
+    energy alone: the same argument as code_likelihood's, for a generic code that scores a
+    line's demos as low as a triangle's (any compact figure). Costs the contrasts' energies
+    at every code step."""
     identification: str = "search"
     """How test-time identification takes eq. 3's argmin over a: 'search', over the binary
     masks attention can be (energy_model.mask_search: every mask up to 10 entities,

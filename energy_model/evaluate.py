@@ -8,7 +8,8 @@
 The first prints, per concept family, generation error, attention error and success rate
 (a metric that does not apply to a family's roles is shown as '-', null in the JSON; the
 JSON also records the settings that produced it: checkpoint, seed, tasks, entities, steps
-(null: as trained), restarts, identification and code_likelihood). The second reproduces the paper's
+(null: as trained), restarts, identification, code_likelihood and generation_likelihood).
+The second reproduces the paper's
 transfer table on region-point: untrained, trained on generation only, on identification
 only, on both; with --checkpoint, that checkpoint's row (compared with the paper's 'both').
 """
@@ -183,12 +184,18 @@ def main(argv=None) -> int:
         "(default: the checkpoint's inference.code_likelihood; docs/learning.md, 'Closest "
         "beside the other argument families')",
     )  # fmt: skip
+    p.add_argument(
+        "--generation-likelihood", type=parse_bool, metavar="{true,false}",
+        help="generation's code inference by the demos' likelihood against their start and "
+        "noised copies (default: the checkpoint's inference.generation_likelihood)",
+    )  # fmt: skip
     add_identification_flag(p)
     p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
     test_time = {"restarts": args.restarts, "generation_restarts": args.generation_restarts,
                  "identification": args.identification,
-                 "code_likelihood": args.code_likelihood}  # fmt: skip
+                 "code_likelihood": args.code_likelihood,
+                 "generation_likelihood": args.generation_likelihood}  # fmt: skip
     if not 1 <= args.entities[0] <= args.entities[1]:
         p.error(f"--entities must be MIN MAX with 1 <= MIN <= MAX, got {args.entities}")
     torch.set_num_threads(args.threads)
@@ -256,7 +263,8 @@ def main(argv=None) -> int:
                    "restarts": inference.restarts,
                    "generation_restarts": inference.generation_restarts,
                    "identification": inference.identification,
-                   "code_likelihood": inference.code_likelihood}  # fmt: skip
+                   "code_likelihood": inference.code_likelihood,
+                   "generation_likelihood": inference.generation_likelihood}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -34,7 +34,8 @@ def as_tensor(model: ConceptModel, array, dtype=torch.float32) -> torch.Tensor:
 
 def with_test_time(model: ConceptModel, **overrides) -> ConceptModel:
     """The model with test-time inference settings (restarts, generation_restarts,
-    identification, code_likelihood) overridden where given (not None)."""
+    identification, code_likelihood, generation_likelihood) overridden where given (not
+    None)."""
     for name, value in overrides.items():
         if value is not None:
             setattr(model.inference_cfg, name, value)

@@ -63,6 +63,25 @@ def generation_start(traj: torch.Tensor, attention: torch.Tensor) -> torch.Tenso
     return torch.where(att, traj[:, :1].expand_as(traj), traj)
 
 
+GENERATION_LIKELIHOOD_NOISE = (0.05, 0.1, 0.2, 0.4)
+"""Noise scales of the noised outcomes generation_likelihood contrasts a demo with: from
+within a join's radius to most of the world."""
+
+
+def contrast_outcomes(traj: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    """[M, B, T+1, N, D]: what a demonstrated trajectory is told apart from in its
+    likelihood (InferenceConfig.generation_likelihood): the trajectory held at its start,
+    and with Gaussian noise at each of GENERATION_LIKELIHOOD_NOISE on what generation
+    moves, clamped to the world."""
+    lo, hi = feature_bounds(traj.device, traj.dtype)
+    mask = generation_mask(traj, att)
+    noised = [
+        torch.clamp(traj + s * torch.randn_like(traj) * mask, lo, hi)
+        for s in GENERATION_LIKELIHOOD_NOISE
+    ]
+    return torch.stack([generation_start(traj, att), *noised])
+
+
 class ConceptModel(nn.Module):
     def __init__(self, model_cfg: ModelConfig, inference_cfg: InferenceConfig):
         super().__init__()
@@ -150,7 +169,12 @@ class ConceptModel(nn.Module):
 
         w_x = w_a = None
         if contexts in ("both", "generation"):
-            w_x = per_task("generation", lambda w: self.generation_energy(flat, att, w, val))
+            w_x = per_task(
+                "generation",
+                self.demo_outcome_nll_fn(flat, att, val)
+                if self.inference_cfg.generation_likelihood
+                else lambda w: self.generation_energy(flat, att, w, val),
+            )
         if contexts in ("both", "identification"):
             x0 = flat[:, 0]
             of_demos = (
@@ -175,6 +199,20 @@ class ConceptModel(nn.Module):
             e = self.identification_energy(x_rows, masks_rows, w[rows], valid_rows)
             dense = e.new_full(ok.shape, torch.inf).index_put((rows, slots), e)
             return dense[:, 0] + torch.logsumexp(-dense, 1)
+
+        return nll
+
+    def demo_outcome_nll_fn(self, traj, att, valid):
+        """w [R, C] -> [R]: -log p(traj | x0, w) with p proportional to exp(-E) over traj and
+        its contrast_outcomes (InferenceConfig.generation_likelihood), drawn once, here,
+        for every code step; each call scores them in one pass."""
+        cands = torch.cat([traj[None], contrast_outcomes(traj, att)])  # slot 0: the demo
+        m = cands.shape[0]
+        x_all, att_all, valid_all = cands.flatten(0, 1), att.repeat(m, 1), valid.repeat(m, 1)
+
+        def nll(w):
+            e = self.generation_energy(x_all, att_all, w.repeat(m, 1), valid_all).view(m, -1)
+            return e[0] + torch.logsumexp(-e, 0)
 
         return nll
 

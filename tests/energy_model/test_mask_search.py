@@ -130,11 +130,14 @@ def test_evaluate_switches_test_time_inference_and_records_it(tmp_path):
     argv = [*argv[:-1], str(lengths), "--identification", "search", "--steps", "10", "20"]
     assert evaluate_cli.main(argv) == 0  # no chain: the lengths are generation's alone
     assert json.loads(lengths.read_text())["concepts"] == result["concepts"]
-    assert result["code_likelihood"] is False  # the shipped checkpoint's own setting
+    assert result["code_likelihood"] is False  # the shipped checkpoint's own settings
+    assert result["generation_likelihood"] is False
     likelihood = tmp_path / "likelihood.json"
-    argv = [*argv[:-6], str(likelihood), "--code-likelihood", "true"]
+    argv = [*argv[:-6], str(likelihood), "--code-likelihood", "true",
+            "--generation-likelihood", "true"]  # fmt: skip
     assert evaluate_cli.main(argv) == 0
-    assert json.loads(likelihood.read_text())["code_likelihood"] is True
+    recorded = json.loads(likelihood.read_text())
+    assert recorded["code_likelihood"] is True and recorded["generation_likelihood"] is True
 
 
 def test_neighbor_masks_are_the_non_empty_one_flip_and_one_swap_masks():

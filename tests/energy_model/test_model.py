@@ -365,6 +365,42 @@ def test_code_likelihood_infers_codes_from_the_demos_nll_over_neighbor_masks(bat
     assert lik.net.f[0].weight.grad.abs().sum() > 0
 
 
+def test_generation_likelihood_infers_codes_from_the_demos_nll_over_contrast_outcomes(batch):
+    """generation_likelihood: each demo scores -log softmax(-E) of its outcome among itself,
+    the outcome held at its start and its noised copies (which differ from it only where
+    generation moves), the codes differ from the energy's alone, and the meta-gradient
+    still reaches the parameters."""
+    from energy_model.model import GENERATION_LIKELIHOOD_NOISE, contrast_outcomes, generation_mask
+
+    torch.manual_seed(0)
+    cfg = InferenceConfig(generation_likelihood=True)
+    lik = ConceptModel(ModelConfig(hidden=32, code_dim=8), cfg)
+    plain = small_model()
+    plain.load_state_dict(lik.state_dict())
+    traj, att, valid = batch.demo_x[:, 0], batch.demo_att[:, 0], batch.demo_valid[:, 0]
+    cands = contrast_outcomes(traj, att)
+    assert cands.shape == (1 + len(GENERATION_LIKELIHOOD_NOISE), *traj.shape)
+    fixed = generation_mask(traj, att).expand_as(cands) == 0
+    assert torch.equal(cands[fixed], traj.expand_as(cands)[fixed])
+    w = torch.randn(len(traj), 8)
+    torch.manual_seed(1)
+    nll = lik.demo_outcome_nll_fn(traj, att, valid)(w)
+    torch.manual_seed(1)
+    every = torch.cat([traj[None], contrast_outcomes(traj, att)])
+    for q in range(len(traj)):
+        n = len(every)
+        e = lik.generation_energy(every[:, q], att[q].expand(n, -1), w[q].expand(n, -1),
+                                  valid[q].expand(n, -1))  # fmt: skip
+        assert torch.isclose(nll[q], -torch.log_softmax(-e, 0)[0], atol=1e-5)
+    assert (nll >= 0).all()
+    demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
+    w_lik, _ = lik.infer_codes(*demos, create_graph=True, contexts="generation")
+    w_plain, _ = plain.infer_codes(*demos, contexts="generation")
+    assert not torch.allclose(w_lik, w_plain)
+    w_lik.square().sum().backward()
+    assert lik.net.f[0].weight.grad.abs().sum() > 0
+
+
 def test_generation_moves_only_attended_changeable_features(batch):
     model = small_model()
     traj, att, valid = (t.flatten(0, 1) for t in (batch.query_x, batch.query_att,
