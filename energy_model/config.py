@@ -44,7 +44,11 @@ class ModelConfig:
     two eigenvalues (gate-weighted, averaged over the scored states): a figure-level
     input, zero across a line, that the pair sum holds only through f's own arithmetic.
     Line alone 100% against 24% at 800 steps, triangle 94% against 74% beside the other
-    figures, but line there 2% (docs/learning.md, "A distance input"); off by default."""
+    figures, but line there 2% (docs/learning.md, "A distance input"); off by default.
+    Generation's energy only: identification's scores masks, and a spread that changes
+    with the mask cost quantity-2 and -3 most of their success (the full recipe: 37%
+    against 48.6%; 300 steps of every family: 33.5% against 39.1%, generation's only
+    44.4%)."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);

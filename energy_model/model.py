@@ -138,8 +138,11 @@ class ConceptModel(nn.Module):
         return self.context_net("identification").gate_energy(x0[:, None], w, valid)
 
     def _call(self, context, params, *args):
-        net = self.context_net(context)
-        return net(*args) if params is None else torch.func.functional_call(net, params, args)
+        """The context's network on args; only generation's reads the figure input."""
+        net, kwargs = self.context_net(context), {"figure": context == "generation"}
+        if params is None:
+            return net(*args, **kwargs)
+        return torch.func.functional_call(net, params, args, kwargs)
 
     def initial_codes(self, n_tasks: int, context: str, offsets=None) -> torch.Tensor:
         """Where code inference starts: the learned start (or a unit Gaussian), plus the

@@ -108,7 +108,7 @@ class EnergyNet(nn.Module):
         """gate [B, N] -> energy [B] at fixed x [B, S, N, D], w, valid: what a chain over the
         gate calls at every step. The gate-independent work is done once, here."""
         self.check(x, valid, w, valid)
-        return self._gate_energy(x, w, valid)
+        return self._gate_energy(x, w, valid, figure=False)
 
     def check(self, x, gate, w, valid):
         """x [B, S, N, D], the gate (attention) and valid [B, N], codes w [B, C] of this
@@ -167,17 +167,19 @@ class RelationEnergy(EnergyNet):
         self.g_rest = nn.Sequential(SiLU(), nn.Linear(h, h), SiLU(), nn.Linear(h, h))
         self.g_d = nn.Linear(1, h, bias=False) if cfg.pair_distance else None
 
-    def forward(self, x, gate, w, valid):
+    def forward(self, x, gate, w, valid, figure=True):
+        """figure: whether f reads the attended entities' spread (ModelConfig.figure_input);
+        generation's energy does, identification's does not (ConceptModel)."""
         self.check(x, gate, w, valid)
         binary = not gate.requires_grad and bool(((gate == 0) | (gate == 1)).all())
         if binary:
-            return self._pair_sum_energy(x, gate.to(x.dtype), w, valid)
-        return self._gate_energy(x, w, valid)(gate)
+            return self._pair_sum_energy(x, gate.to(x.dtype), w, valid, figure)
+        return self._gate_energy(x, w, valid, figure)(gate)
 
-    def _gate_energy(self, x, w, valid):
+    def _gate_energy(self, x, w, valid, figure):
         if self.cfg.fractional_gate == "expected":
-            return self._expected_energy(x, w, valid)
-        return self._input_gate_energy(x, w, valid)
+            return self._expected_energy(x, w, valid, figure)
+        return self._input_gate_energy(x, w, valid, figure)
 
     def _hidden(self, pre, w, rows):
         """g's hidden layers: its first layer's output pre [R, S, N, H] -> the input of its
@@ -207,28 +209,28 @@ class RelationEnergy(EnergyNet):
         dist = (diff.square().sum(-1, keepdim=True) + DISTANCE_EPS).sqrt()
         return first + self.g_d(dist)
 
-    def _pair_sum_energy(self, x, gate, w, valid):
+    def _pair_sum_energy(self, x, gate, w, valid, figure):
         """The energy with the gate as g's input, computing the rows _live_rows names (at
         an exact 0/1 gate only the attended ones)."""
         feats = self._feats(x, w)  # [B, S, N, F]
         vf = valid.to(x.dtype)
         bi, ii = _live_rows(gate * vf, valid)  # [P], [P]
         pre = self._first_layer(feats, gate, w, bi, ii)
-        return self._rows_energy(pre, feats, gate, vf, w, bi, ii)
+        return self._rows_energy(pre, feats, gate, vf, w, bi, ii, figure)
 
-    def _input_gate_energy(self, x, w, valid):
+    def _input_gate_energy(self, x, w, valid, figure):
         """gate -> energy with the gate as g's input (fractional_gate 'input'): every valid
         row counts, and g's first layer without the gate, the same at every step of a
         chain, is computed once; a gate g_j adds g_j times the gate's column to it. With
         ROW_MODE 'all', everything at every call instead (the naive baseline)."""
         if ROW_MODE == "all":
-            return lambda gate: self._pair_sum_energy(x, gate.to(x.dtype), w, valid)
+            return lambda gate: self._pair_sum_energy(x, gate.to(x.dtype), w, valid, figure)
         feats, vf, bi, ii, pre0 = self._gate_free_first_layer(x, w, valid)
 
         def energy(gate):
             g = gate.to(x.dtype)
             pre = pre0 + g[bi][:, None, :, None] * self._gate_column
-            return self._rows_energy(pre, feats, g, vf, w, bi, ii)
+            return self._rows_energy(pre, feats, g, vf, w, bi, ii, figure)
 
         return energy
 
@@ -245,7 +247,7 @@ class RelationEnergy(EnergyNet):
         """What gate_j = 1 adds to g's first layer."""
         return self.g_j.weight[:, -1]
 
-    def _rows_energy(self, pre, feats, gate, vf, w, bi, ii):
+    def _rows_energy(self, pre, feats, gate, vf, w, bi, ii, figure):
         """The energy from g's first layer pre [P, S, N, H] of rows (bi, ii)."""
         b, s = feats.shape[:2]
         z = self._hidden(pre, w, bi)  # [P, S, N, H]
@@ -253,17 +255,20 @@ class RelationEnergy(EnergyNet):
         per_row = self._last_layer(
             (wj[bi][:, None, None, :] @ z).squeeze(-2).sum(1), wj[bi].sum(-1) * s
         )  # [P, H]
-        return self._head_of_rows(per_row, bi, ii, b, w, feats, gate * vf)
+        return self._head_of_rows(per_row, bi, ii, b, w, feats, gate * vf, figure)
 
-    def _head_of_rows(self, per_row, bi, ii, b, w, feats, m):
+    def _head_of_rows(self, per_row, bi, ii, b, w, feats, m, figure):
         """f of the rows' outputs [P, H], each weighted by its entity's gate m [B, N] and
-        summed into its batch row bi."""
+        summed into its batch row bi; with figure_input, f also reads the attended
+        entities' spread where figure is True, zeros where it is not."""
         contrib = per_row * m[bi, ii][:, None]
         pooled = contrib.new_zeros(b, contrib.shape[-1]).index_add(0, bi, contrib)  # [B, H]
-        figure = attended_spread(feats, m) if self.cfg.figure_input else None
-        return self.head(pooled, w, figure)
+        spread = None
+        if self.cfg.figure_input:
+            spread = attended_spread(feats, m) if figure else pooled.new_zeros(b, 2)
+        return self.head(pooled, w, spread)
 
-    def _expected_energy(self, x, w, valid):
+    def _expected_energy(self, x, w, valid, figure):
         """gate [B, N] in [0, 1] -> energy [B] at fixed x, w, with g computed once, here.
 
         The pooled sum is its expectation over binary masks m_j ~ Bernoulli(gate_j):
@@ -285,7 +290,7 @@ class RelationEnergy(EnergyNet):
             c1 = torch.where(self_pair, v1[bi], g[bi] * v1[bi])
             summed = (c0[:, None] @ z0 + c1[:, None] @ z1).squeeze(1)
             per_row = self._last_layer(summed, (c0 + c1).sum(-1) * s) / scale[bi]  # [P, H]
-            return self._head_of_rows(per_row, bi, ii, b, w, feats, g * vf)
+            return self._head_of_rows(per_row, bi, ii, b, w, feats, g * vf, figure)
 
         return energy
 
@@ -337,13 +342,13 @@ class EntityEnergy(EnergyNet):
             raise ValueError("figure_input is the relation network's: set relational true")
         self.g = _mlp(entity_features(cfg) + cfg.code_dim, cfg.hidden, cfg.hidden)
 
-    def forward(self, x, gate, w, valid):
+    def forward(self, x, gate, w, valid, figure=True):
         self.check(x, gate, w, valid)
-        return self._gate_energy(x, w, valid)(gate)
+        return self._gate_energy(x, w, valid, figure)(gate)
 
-    def _gate_energy(self, x, w, valid):
+    def _gate_energy(self, x, w, valid, figure):
         """gate -> energy with the per-entity terms g(x_i, w) computed once (linear in the
-        gate, so any gate is exact)."""
+        gate, so any gate is exact); figure is the relation network's (figure_input)."""
         feats = self._feats(x, w)
         b, s, n, _ = feats.shape
         inp = torch.cat([feats, w[:, None, None].expand(b, s, n, w.shape[-1])], -1)

@@ -243,9 +243,12 @@ def test_figure_input_is_the_attended_spread_and_reaches_the_energy(batch, monke
     assert gate.grad.abs().sum() > 0
     monkeypatch.setattr(network, "ROW_MODE", "all")
     assert torch.allclose(net(x, att, w, valid), exact, atol=1e-5)
+    blind = net(x, att, w, valid, figure=False)
+    assert torch.allclose(net.gate_energy(x, w, valid)(att), blind, atol=1e-5)
     with torch.no_grad():
         net.f[0].weight[:, -2:].zero_()
     assert not torch.allclose(net(x, att, w, valid), exact, atol=1e-4)
+    assert torch.allclose(net(x, att, w, valid), blind, atol=1e-5)  # figure off: zeros
     with pytest.raises(ValueError, match="figure_input"):
         build_energy(ModelConfig(relational=False, figure_input=True))
 
@@ -399,6 +402,23 @@ def test_generation_likelihood_infers_codes_from_the_demos_nll_over_contrast_out
     assert not torch.allclose(w_lik, w_plain)
     w_lik.square().sum().backward()
     assert lik.net.f[0].weight.grad.abs().sum() > 0
+
+
+def test_only_generations_energy_reads_the_figure_input(batch):
+    """Identification scores masks, and a spread that changes with the mask cost the counts
+    their success: its energy, by mask and by chain, is the network's with figure=False."""
+    torch.manual_seed(0)
+    model = ConceptModel(ModelConfig(hidden=32, code_dim=8, figure_input=True), InferenceConfig())
+    x, att, valid = batch.query_x[:, :1, 0], batch.query_att[:, 0], batch.query_valid[:, 0]
+    w = torch.randn(len(x), 8)
+    traj = torch.cat([x, x], 1)
+    assert torch.allclose(model.generation_energy(traj, att, w, valid), model.net(x, att, w, valid))
+    blind = model.net(x, att, w, valid, figure=False)
+    assert not torch.allclose(blind, model.net(x, att, w, valid), atol=1e-5)
+    assert torch.allclose(model.identification_energy(x[:, 0], att, w, valid), blind)
+    params = model.frozen_params("identification")
+    assert torch.allclose(model.identification_energy(x[:, 0], att, w, valid, params), blind)
+    assert torch.allclose(model.identification_energy_fn(x[:, 0], w, valid)(att), blind, atol=1e-5)
 
 
 def test_generation_moves_only_attended_changeable_features(batch):
