@@ -339,16 +339,34 @@ def test_meta_gradient_reaches_parameters_through_code_inference(batch):
     assert not w_x.requires_grad
 
 
+def _likelihood_and_plain(**likelihood):
+    """A small model with a likelihood switch on, and one with the same weights without."""
+    torch.manual_seed(0)
+    lik = ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig(**likelihood))
+    plain = small_model()
+    plain.load_state_dict(lik.state_dict())
+    return lik, plain
+
+
+def _assert_codes_differ_and_carry_gradient(lik, plain, batch, context):
+    """The likelihood's codes differ from the energy's alone, and the meta-gradient still
+    reaches the parameters through them."""
+    demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
+    i = ("generation", "identification").index(context)
+    w_lik = lik.infer_codes(*demos, create_graph=True, contexts=context)[i]
+    w_plain = plain.infer_codes(*demos, contexts=context)[i]
+    assert not torch.allclose(w_lik, w_plain)
+    w_lik.square().sum().backward()
+    assert lik.net.f[0].weight.grad.abs().sum() > 0
+
+
 def test_code_likelihood_infers_codes_from_the_demos_nll_over_neighbor_masks(batch):
     """code_likelihood: each demo scores -log softmax(-E) of its mask among itself and its
     neighbor masks (non-negative, equal to a direct computation), the codes differ from the
     energy's alone, and the meta-gradient still reaches the parameters."""
     from energy_model.mask_search import neighbor_masks
 
-    torch.manual_seed(0)
-    lik = ConceptModel(ModelConfig(hidden=32, code_dim=8), InferenceConfig(code_likelihood=True))
-    plain = small_model()
-    plain.load_state_dict(lik.state_dict())
+    lik, plain = _likelihood_and_plain(code_likelihood=True)
     x0, att, valid = batch.demo_x[:, 0, 0], batch.demo_att[:, 0], batch.demo_valid[:, 0]
     w = torch.randn(len(x0), 8)
     nll = lik.demo_nll_fn(x0, att, valid)(w)
@@ -360,12 +378,7 @@ def test_code_likelihood_infers_codes_from_the_demos_nll_over_neighbor_masks(bat
                                       valid[q].expand(n, -1))  # fmt: skip
         assert torch.isclose(nll[q], -torch.log_softmax(-e, 0)[0], atol=1e-5)
     assert (nll >= 0).all()
-    demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
-    _, w_lik = lik.infer_codes(*demos, create_graph=True, contexts="identification")
-    _, w_plain = plain.infer_codes(*demos, contexts="identification")
-    assert not torch.allclose(w_lik, w_plain)
-    w_lik.square().sum().backward()
-    assert lik.net.f[0].weight.grad.abs().sum() > 0
+    _assert_codes_differ_and_carry_gradient(lik, plain, batch, "identification")
 
 
 def test_generation_likelihood_infers_codes_from_the_demos_nll_over_contrast_outcomes(batch):
@@ -375,11 +388,7 @@ def test_generation_likelihood_infers_codes_from_the_demos_nll_over_contrast_out
     still reaches the parameters."""
     from energy_model.model import GENERATION_LIKELIHOOD_NOISE, contrast_outcomes, generation_mask
 
-    torch.manual_seed(0)
-    cfg = InferenceConfig(generation_likelihood=True)
-    lik = ConceptModel(ModelConfig(hidden=32, code_dim=8), cfg)
-    plain = small_model()
-    plain.load_state_dict(lik.state_dict())
+    lik, plain = _likelihood_and_plain(generation_likelihood=True)
     traj, att, valid = batch.demo_x[:, 0], batch.demo_att[:, 0], batch.demo_valid[:, 0]
     cands = contrast_outcomes(traj, att)
     assert cands.shape == (1 + len(GENERATION_LIKELIHOOD_NOISE), *traj.shape)
@@ -396,12 +405,7 @@ def test_generation_likelihood_infers_codes_from_the_demos_nll_over_contrast_out
                                   valid[q].expand(n, -1))  # fmt: skip
         assert torch.isclose(nll[q], -torch.log_softmax(-e, 0)[0], atol=1e-5)
     assert (nll >= 0).all()
-    demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
-    w_lik, _ = lik.infer_codes(*demos, create_graph=True, contexts="generation")
-    w_plain, _ = plain.infer_codes(*demos, contexts="generation")
-    assert not torch.allclose(w_lik, w_plain)
-    w_lik.square().sum().backward()
-    assert lik.net.f[0].weight.grad.abs().sum() > 0
+    _assert_codes_differ_and_carry_gradient(lik, plain, batch, "generation")
 
 
 def test_only_generations_energy_reads_the_figure_input(batch):
