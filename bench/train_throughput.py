@@ -31,6 +31,11 @@ the same energy at 0/1 gates:
               (ModelConfig.pair_distance): the all-family default checkpoint's network
     code-likelihood distance, and identification's codes inferred from the demos'
               likelihood among their neighbor masks (InferenceConfig.code_likelihood)
+    generation-likelihood distance, and generation's codes inferred from the demos'
+              likelihood against their start and noised copies
+              (InferenceConfig.generation_likelihood)
+    figure    distance, and the attended entities' spread an input of generation's f
+              (ModelConfig.figure_input)
     bf16      default, the loss computed under torch.autocast to bfloat16 (matrix products
               in bfloat16: fast where the CPU has AMX or AVX512-BF16; inexact, and not
               measured for learning, so no training switch)
@@ -84,6 +89,15 @@ MODES = {
         **_DEFAULT,
         "model": {"code_scale": True, "pair_distance": True},
         "inference": {"code_likelihood": True},
+    },
+    "generation-likelihood": {
+        **_DEFAULT,
+        "model": {"code_scale": True, "pair_distance": True},
+        "inference": {"generation_likelihood": True},
+    },
+    "figure": {
+        **_DEFAULT,
+        "model": {"code_scale": True, "pair_distance": True, "figure_input": True},
     },
     "bf16": {**_DEFAULT, "bf16": True},
 }
@@ -177,13 +191,14 @@ def main() -> None:
     for b in args.batch_sizes:
         for h in args.hidden:
             rows += measure(b, args.entities, args.steps, args.threads, args.device, args.modes, h)
-    print(f"{'batch':>5s} {'N':>3s} {'width':>5s} {'mode':>8s} {'s/step':>8s} {'events/s':>9s} "
+    mw = max(len(r["mode"]) for r in rows)
+    print(f"{'batch':>5s} {'N':>3s} {'width':>5s} {'mode':>{mw}s} {'s/step':>8s} {'events/s':>9s} "
           f"{'x naive':>7s}")  # fmt: skip
     for r in rows:
         naive = next((q for q in rows if q["mode"] == "naive" and q["batch_size"] == r["batch_size"]
                       and q["hidden"] == r["hidden"]), None)  # fmt: skip
         r["speedup_over_naive"] = naive and naive["sec_per_step"] / r["sec_per_step"]
-        print(f"{r['batch_size']:5d} {r['entities']:3d} {r['hidden']:5d} {r['mode']:>8s} "
+        print(f"{r['batch_size']:5d} {r['entities']:3d} {r['hidden']:5d} {r['mode']:>{mw}s} "
               f"{r['sec_per_step']:8.3f} {r['events_per_sec']:9.1f} "
               f"{r['speedup_over_naive'] or float('nan'):7.2f}")  # fmt: skip
     meta = {"device": args.device, "threads": args.threads, "torch": torch.__version__,
