@@ -34,7 +34,13 @@ import torch.nn.functional as F
 
 from energy_model.config import LossConfig
 from energy_model.data import TaskBatch
-from energy_model.model import ConceptModel, feature_bounds, generation_mask, generation_start
+from energy_model.model import (
+    ConceptModel,
+    feature_bounds,
+    generation_mask,
+    generation_start,
+    noised,
+)
 from particle_world.concepts import REGISTRY
 
 CONTEXTS = ("both", "generation", "identification")
@@ -74,10 +80,9 @@ def noised_outcomes(traj, att, scale: float):
     """Each demonstrated trajectory [B, T+1, N, D] with Gaussian noise on what generation
     moves, one scale per event, log-uniform in [scale / 10, scale] (scale a float or [B]):
     (noisy, the unit noise eps where it was added, the scales sigma [B])."""
-    mask = generation_mask(traj, att)
     sigma = scale * 10 ** -torch.rand(traj.shape[0], device=traj.device, dtype=traj.dtype)
-    eps = torch.randn_like(traj) * mask
-    return traj + sigma[:, None, None, None] * eps, eps, sigma
+    noisy, eps = noised(traj, att, sigma[:, None, None, None])
+    return noisy, eps, sigma
 
 
 def perturbed_outcomes(traj, att, scale: float) -> torch.Tensor:

@@ -260,11 +260,7 @@ def main(argv=None) -> int:
                                                        if k != "trained"},
                    "checkpoint": str(args.checkpoint), "seed": args.seed, "tasks": args.tasks,
                    "entities": list(args.entities), "steps": args.steps,
-                   "restarts": inference.restarts,
-                   "generation_restarts": inference.generation_restarts,
-                   "identification": inference.identification,
-                   "code_likelihood": inference.code_likelihood,
-                   "generation_likelihood": inference.generation_likelihood}  # fmt: skip
+                   **{name: getattr(inference, name) for name in test_time}}  # fmt: skip
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -68,18 +68,26 @@ GENERATION_LIKELIHOOD_NOISE = (0.05, 0.1, 0.2, 0.4)
 within a join's radius to most of the world."""
 
 
+def noised(traj: torch.Tensor, att: torch.Tensor, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+    """(traj + sigma * eps, eps): Gaussian noise eps on what generation moves, of scale sigma
+    (a float, or a tensor that broadcasts against traj)."""
+    eps = torch.randn_like(traj) * generation_mask(traj, att)
+    return traj + sigma * eps, eps
+
+
 def contrast_outcomes(traj: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
     """[M, B, T+1, N, D]: what a demonstrated trajectory is told apart from in its
     likelihood (InferenceConfig.generation_likelihood): the trajectory held at its start,
-    and with Gaussian noise at each of GENERATION_LIKELIHOOD_NOISE on what generation
-    moves, clamped to the world."""
+    and noised at each of GENERATION_LIKELIHOOD_NOISE, clamped to the world."""
     lo, hi = feature_bounds(traj.device, traj.dtype)
-    mask = generation_mask(traj, att)
-    noised = [
-        torch.clamp(traj + s * torch.randn_like(traj) * mask, lo, hi)
-        for s in GENERATION_LIKELIHOOD_NOISE
-    ]
-    return torch.stack([generation_start(traj, att), *noised])
+    noisy = [torch.clamp(noised(traj, att, s)[0], lo, hi) for s in GENERATION_LIKELIHOOD_NOISE]
+    return torch.stack([generation_start(traj, att), *noisy])
+
+
+def first_candidate_nll(e: torch.Tensor, dim: int) -> torch.Tensor:
+    """-log p of the first candidate along dim, p proportional to exp(-e) over the
+    candidates: what the code likelihoods minimise."""
+    return e.select(dim, 0) + torch.logsumexp(-e, dim)
 
 
 class ConceptModel(nn.Module):
@@ -201,7 +209,7 @@ class ConceptModel(nn.Module):
         def nll(w):
             e = self.identification_energy(x_rows, masks_rows, w[rows], valid_rows)
             dense = e.new_full(ok.shape, torch.inf).index_put((rows, slots), e)
-            return dense[:, 0] + torch.logsumexp(-dense, 1)
+            return first_candidate_nll(dense, 1)
 
         return nll
 
@@ -215,7 +223,7 @@ class ConceptModel(nn.Module):
 
         def nll(w):
             e = self.generation_energy(x_all, att_all, w.repeat(m, 1), valid_all).view(m, -1)
-            return e[0] + torch.logsumexp(-e, 0)
+            return first_candidate_nll(e, 0)
 
         return nll
 
