@@ -37,18 +37,20 @@ class ModelConfig:
     weighs its axes) as one more input of its first layer, so that a relation of distances
     (closest, farthest: which entity is nearest the cross) is a first-layer feature instead
     of a norm the hidden layers must approximate from the two positions. On in default.pt
-    (48.5% / 48.7% held-out against 44.7% / 46.8% without; between 60% against 12%); off
-    here so that older checkpoints load as they were trained (docs/learning.md)."""
+    (the recipe without figure_input: 48.5% / 48.7% held-out against 44.7% / 46.8% without;
+    between 60% against 12%); off here so that older checkpoints load as they were trained
+    (docs/learning.md)."""
     figure_input: bool = False
     """Give f the attended entities' spread, the square roots of their position scatter's
     two eigenvalues (gate-weighted, averaged over the scored states): a figure-level
     input, zero across a line, that the pair sum holds only through f's own arithmetic.
     Line alone 100% against 24% at 800 steps, triangle 94% against 74% beside the other
-    figures, but line there 2% (docs/learning.md, "A distance input"); off by default.
-    Generation's energy only: identification's scores masks, and a spread that changes
-    with the mask cost quantity-2 and -3 most of their success (the full recipe: 37%
-    against 48.6%; 300 steps of every family: 33.5% against 39.1%, generation's only
-    44.4%)."""
+    figures, but line there 2% (docs/learning.md, "A distance input"). Generation's
+    energy only: identification's scores masks, and a spread that changes with the mask
+    cost quantity-2 and -3 most of their success (the full recipe: 37% against 48.6%).
+    On in default.pt (52.0% / 51.5% held-out against 48.5% / 48.7% without; triangle 76%
+    against 53%, line 6% against 31%); off here so that older checkpoints load as they
+    were trained."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
