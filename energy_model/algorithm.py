@@ -207,9 +207,10 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
     if w_x is not None:
         wq = w_x.repeat_interleave(kq, dim=0)
         through = kl_x or cfg.target > 0
-        x_tilde = model.generate(
-            traj, att, wq, valid, create_graph=through, graph_steps=cfg.unroll or None
-        )
+        x_tilde = model.generate(  # one chain from x^0: restarts are a test-time choice
+            traj, att, wq, valid, create_graph=through, graph_steps=cfg.unroll or None,
+            restarts=1,
+        )  # fmt: skip
         e_pos = model.generation_energy(traj, att, wq, valid)
         e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()

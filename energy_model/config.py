@@ -144,10 +144,12 @@ class InferenceConfig:
     """Test-time identification under 'langevin' runs this many chains per scene from
     independent random starts and keeps the one that ends at the lowest energy (training
     runs one); under 'search', this many descents per scene too large to enumerate."""
-    generation_restarts: int = 1
+    generation_restarts: int = 32
     """Test-time generation runs this many chains per query, the first from x^0 as in
     training, the others from what generation moves drawn uniformly in the world, and keeps
-    the one that ends at the lowest energy (training runs one, from x^0)."""
+    the one that ends at the lowest energy (training runs one, from x^0). On default.pt, 32
+    chains score 1.3 to 1.5 points over one on three held-out seeds (README, "Generation
+    from several starts")."""
 
 
 IDENTIFICATIONS = ("langevin", "search")

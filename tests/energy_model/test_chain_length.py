@@ -12,7 +12,9 @@ from energy_model.model import ConceptModel, generation_mask
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    inference = InferenceConfig(identification="langevin")  # the chains whose length is picked
+    # the chains whose length is picked; generation's from x^0 alone, as separate chains
+    # are compared with it below
+    inference = InferenceConfig(identification="langevin", generation_restarts=1)
     model = ConceptModel(ModelConfig(hidden=32, code_dim=8), inference)
     batch = TaskStream([("north", "action"), ("quantity-2", "argument")], 4, seed=5).batch(0)
     demos = (batch.demo_x, batch.demo_att, batch.demo_valid)
