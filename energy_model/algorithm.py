@@ -212,10 +212,7 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             restarts=1,
         )  # fmt: skip
         e_pos = model.generation_energy(traj, att, wq, valid)
-        x_neg = x_tilde.detach()
-        if cfg.generation_negative_chains > 1:  # the first of them starts at x^0, as x_tilde
-            x_neg = model.generate(traj, att, wq, valid, restarts=cfg.generation_negative_chains)
-        e_neg = model.generation_energy(x_neg.detach(), att, wq, valid)
+        e_neg = model.generation_energy(x_tilde.detach(), att, wq, valid)
         out["ml_x"] = F.softplus(e_pos - e_neg).mean()
         out["e_pos_x"], out["e_neg_x"] = e_pos.mean(), e_neg.mean()
         loss_x = loss_x + out["ml_x"] + cfg.energy_reg * (e_pos.square() + e_neg.square()).mean()

@@ -237,12 +237,6 @@ class LossConfig:
     (README)."""
     perturb_scale: float = 0.5
     """Largest noise scale of the perturbed generation negatives (world units)."""
-    generation_negative_chains: int = 1
-    """L_ML's generation negative: the lowest-energy end of this many chains per query, the
-    first from x^0 (the one L_KL differentiates), the others from uniform starts and without
-    a graph, as test-time generation picks among inference.generation_restarts chains; so
-    the energy's lowest basin anywhere, not only the one nearest x^0, is pushed up where it
-    is wrong. 1: the chain from x^0 alone (Algorithm 1)."""
     transplant: float = 0.0
     """Weight of softplus(E(truth) - E(transplant)) on each generation query, the transplant
     its scene with what generation moves of the attended entities taken from another query

@@ -122,7 +122,6 @@ def check_config(cfg: TrainConfig) -> None:
         "inference.a.steps": (inf.a.steps >= 1, "at least 1"),
         "inference.w.steps": (inf.w.steps >= 0, "0 or more (0: the learned start)"),
         "loss.energy_reg": (loss.energy_reg >= 0, "0 or more"),
-        "loss.generation_negative_chains": (loss.generation_negative_chains >= 1, "at least 1"),
         "loss.energy_reg_identification": (
             loss.energy_reg_identification is None or loss.energy_reg_identification >= 0,
             "0 or more (or none: energy_reg)",

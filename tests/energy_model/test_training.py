@@ -182,7 +182,6 @@ def test_weight_average_is_the_exponential_average_of_every_steps_weights(tmp_pa
         (["--steps", "0", "--lr", "0"], "--steps must be at least 1 (got 0); --lr must be"),
         (["--n-entities", "5,2"], "--n-entities must be MIN,MAX with 1 <= MIN <= MAX"),
         (["--inference.w.steps", "-1"], "--inference.w.steps must be 0 or more"),
-        (["--loss.generation-negative-chains", "0"], "--loss.generation-negative-chains must"),
         (["--device", "tpu"], "--device must be cpu or cuda"),
         (["--seed", "-1"], "--seed must be 0 or more (got -1)"),
     ],
@@ -435,21 +434,6 @@ def test_target_loss_supervises_the_chain_outputs_through_the_codes():
     assert out["target_x"] > 0 and out["target_a"] > 0
     (out["target_x"] + out["target_a"]).backward()
     assert model.code_init.grad.abs().sum(1).gt(0).all()  # both contexts' starts
-
-
-def test_generation_negative_is_the_lowest_of_its_chains():
-    """With loss.generation_negative_chains R > 1, L_ML's generation negative is the
-    lowest-energy end of R chains, one of them the chain from x^0, so its mean energy falls
-    below that chain's alone; the positives and a finite gradient are unchanged."""
-    model, batch = fresh_model_and_batch()
-    torch.manual_seed(0)
-    one = meta_loss(model, batch, LossConfig())
-    torch.manual_seed(0)
-    many = meta_loss(model, batch, LossConfig(generation_negative_chains=8))
-    assert many["e_neg_x"] < one["e_neg_x"]
-    assert torch.equal(many["e_pos_x"], one["e_pos_x"])
-    many["loss"].backward()
-    assert all(p.grad is None or p.grad.isfinite().all() for p in model.parameters())
 
 
 def test_identifications_regulariser_weight_can_be_set_apart():
