@@ -148,7 +148,7 @@ class InferenceConfig:
     """Test-time generation runs this many chains per query, the first from x^0 as in
     training, the others from what generation moves drawn uniformly in the world, and keeps
     the one that ends at the lowest energy (training runs one, from x^0). On default.pt, 32
-    chains score 1.3 to 1.5 points over one on three held-out seeds (README, "Generation
+    chains score 1.2 to 2.0 points over one on three held-out seeds (README, "Generation
     from several starts")."""
 
 
