@@ -68,7 +68,7 @@ stream_b() {
     python bench/test_steps.py --checkpoint "$CKPT" --json "$OUT/test_steps.json"
     python bench/direction_codes.py --checkpoint "$CKPT" --json "$OUT/direction_codes.json"
     python bench/code_or_energy.py --checkpoint "$CKPT" --json "$OUT/code_or_energy.json"
-    for shape in square triangle; do
+    for shape in square triangle line; do
         python bench/shape_scale.py --checkpoint "$CKPT" --concept "$shape" \
             --json "$OUT/shape_scale_default_$shape.json"
     done
