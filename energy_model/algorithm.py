@@ -41,7 +41,6 @@ from energy_model.model import (
     generation_start,
     noised,
 )
-from particle_world import entities as E
 from particle_world.concepts import REGISTRY
 
 CONTEXTS = ("both", "generation", "identification")
@@ -154,23 +153,6 @@ def flipped_attention(att, valid) -> torch.Tensor:
     return att + flip * (1 - 2 * att)
 
 
-FIGURE_FAMILIES = ("line", "triangle", "square")
-"""The families whose outcome is a figure of a demonstrated size (LossConfig.shrunk)."""
-
-
-def shrunk_outcomes(traj, att, low: float = 0.3, high: float = 0.8) -> torch.Tensor:
-    """[B, T+1, N, D]: the trajectories with the attended entities' positions after the
-    start scaled about their centroid by s ~ U(low, high), one s per event."""
-    pos = traj[:, 1:, :, E.POS]
-    w = att[:, None, :, None].to(traj.dtype)
-    centre = (pos * w).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp(min=1.0)
-    s = torch.empty(traj.shape[0], 1, 1, 1, dtype=traj.dtype, device=traj.device)
-    scaled = centre + s.uniform_(low, high) * (pos - centre)
-    out = traj.clone()
-    out[:, 1:, :, E.POS] = torch.where(w > 0.5, scaled, pos)
-    return out
-
-
 def transplanted_outcomes(query_x, query_att) -> tuple[torch.Tensor, torch.Tensor]:
     """Queries [B, Kq, T+1, N, D] -> ([B*Kq, T+1, N, D], ok [B*Kq]): each query's trajectory
     with what generation moves of its k-th attended entity taken from the k-th attended
@@ -254,15 +236,6 @@ def meta_loss(model: ConceptModel, batch: TaskBatch, cfg: LossConfig) -> dict[st
             out["tp_x"] = (F.softplus(e_pos - e_t) * weight).sum()
             reg = (e_t.square() * weight).sum()
             loss_x = loss_x + cfg.transplant * out["tp_x"] + cfg.energy_reg * reg
-        if cfg.shrunk > 0:
-            fig = torch.tensor(
-                [inst.action in FIGURE_FAMILIES for inst in batch.instances], device=traj.device
-            ).repeat_interleave(kq)
-            e_s = model.generation_energy(shrunk_outcomes(traj, att), att, wq, valid)
-            weight = fig.to(e_s.dtype) / fig.sum().clamp(min=1)  # a mean over the figures
-            out["shrunk_x"] = (F.softplus(e_pos - e_s) * weight).sum()
-            reg = (e_s.square() * weight).sum()
-            loss_x = loss_x + cfg.shrunk * out["shrunk_x"] + cfg.energy_reg * reg
         if cfg.score_match > 0:
             scale = task_score_scales(batch, cfg).repeat_interleave(kq)
             out["sm_x"] = score_matching(model, traj, att, wq, valid, cfg, scale)

@@ -237,12 +237,6 @@ class LossConfig:
     (README)."""
     perturb_scale: float = 0.5
     """Largest noise scale of the perturbed generation negatives (world units)."""
-    shrunk: float = 0.0
-    """Weight of softplus(E(truth) - E(shrunk truth)) on the queries of the figure families
-    (algorithm.FIGURE_FAMILIES: line, triangle, square), the demonstrated outcome's attended
-    entities scaled about their centroid by s ~ U(0.3, 0.8) per query: the scenes' starts
-    are larger figures than the demonstrated ones, so the chain's negatives teach "smaller
-    is better" and the figures' samples shrink; this teaches the size from below. 0 off."""
     transplant: float = 0.0
     """Weight of softplus(E(truth) - E(transplant)) on each generation query, the transplant
     its scene with what generation moves of the attended entities taken from another query

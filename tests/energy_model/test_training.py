@@ -17,7 +17,6 @@ from energy_model.algorithm import (
     perturbed_outcomes,
     scheduled,
     score_matching,
-    shrunk_outcomes,
     task_score_scales,
     transplanted_outcomes,
 )
@@ -535,40 +534,6 @@ def test_near_miss_term_is_logged_and_trains_the_energy():
         assert 0.3 < out[key].item() < 1.2
     (out["near_x"] + out["near_a"]).backward()
     assert model.net.g_i.weight.grad.abs().sum() > 0
-
-
-def test_shrunk_figures_scale_only_the_attended_positions_after_the_start():
-    """shrunk_outcomes scales the attended entities' positions about their centroid by one
-    factor in [0.3, 0.8] per event and leaves the start, the other entities and every
-    other feature as they were."""
-    torch.manual_seed(0)
-    traj, att = torch.rand(5, 2, 6, E.DIM), torch.zeros(5, 6)
-    att[:, :3] = 1
-    out = shrunk_outcomes(traj, att)
-    assert torch.equal(out[:, 0], traj[:, 0]) and torch.equal(out[:, :, 3:], traj[:, :, 3:])
-    keep = [i for i in range(E.DIM) if i not in range(E.DIM)[E.POS]]
-    assert torch.equal(out[..., keep], traj[..., keep])
-    pos, new = traj[:, 1, :3, E.POS], out[:, 1, :3, E.POS]
-    ratio = (new - new.mean(1, keepdim=True)).norm(dim=-1) / (pos - pos.mean(1, keepdim=True)).norm(
-        dim=-1
-    )
-    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-5)
-    assert ratio.min() >= 0.3 - 1e-6 and ratio.max() <= 0.8 + 1e-6
-
-
-def test_shrunk_term_counts_only_the_figure_families():
-    """loss.shrunk > 0 logs shrunk_x, log 2 on figures an untrained energy cannot tell from
-    their shrunk copies, and a gradient into the network; on a batch without figures it is
-    zero."""
-    torch.manual_seed(0)
-    model = build_model(tiny_config())
-    figures = TaskStream([("line", "action"), ("square", "action")], 4, seed=2).batch(0)
-    out = meta_loss(model, figures, LossConfig(shrunk=1.0))
-    assert 0.3 < out["shrunk_x"].item() < 1.2
-    out["shrunk_x"].backward()
-    assert model.net.g_i.weight.grad.abs().sum() > 0
-    _, places = fresh_model_and_batch()
-    assert meta_loss(model, places, LossConfig(shrunk=1.0))["shrunk_x"].item() == 0.0
 
 
 def test_paired_batches_hold_sibling_concepts_side_by_side():
