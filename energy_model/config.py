@@ -48,9 +48,9 @@ class ModelConfig:
     figures, but line there 2% (docs/learning.md, "A distance input"). Generation's
     energy only: identification's scores masks, and a spread that changes with the mask
     cost quantity-2 and -3 most of their success (the full recipe: 37% against 48.6%).
-    On in default.pt (52.0% / 51.5% held-out against 48.5% / 48.7% without; triangle 76%
-    against 53%, line 6% against 31%); off here so that older checkpoints load as they
-    were trained."""
+    On in default.pt (52.0% / 51.5% held-out against 48.5% / 48.7% without, one
+    generation chain each; triangle 76% against 53%, line 6% against 31%); off here so
+    that older checkpoints load as they were trained."""
     fractional_gate: str = "input"
     """How the relation network scores a gate strictly between 0 and 1 (identification's
     sigmoid(a)): 'input': g takes the fractional gate_j as an input (the paper);
